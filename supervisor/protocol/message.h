@@ -1,0 +1,82 @@
+// Request, response and event messages of the control protocol (docs/protocol.md), and
+// the table of commands. Shared by vigild and vigilctl; nlohmann_json only.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace vigil::protocol {
+
+using json = nlohmann::json;
+
+inline constexpr int kProtocolVersion = 1;
+
+// Error codes, as they appear on the wire.
+namespace code {
+inline constexpr const char* bad_request = "bad_request";          // malformed line or arguments
+inline constexpr const char* too_large = "too_large";              // request line over 1 MiB
+inline constexpr const char* unknown_command = "unknown_command";  // no such cmd
+inline constexpr const char* not_found = "not_found";              // no such job
+inline constexpr const char* permission_denied = "permission_denied";
+inline constexpr const char* busy = "busy";                        // too many clients
+inline constexpr const char* config_error = "config_error";        // reload of a bad config
+inline constexpr const char* failed = "failed";                    // a job did not reach the goal
+inline constexpr const char* not_running = "not_running";          // signal to a job with no pid
+inline constexpr const char* shutting_down = "shutting_down";
+inline constexpr const char* internal = "internal";
+}  // namespace code
+
+struct Error {
+  std::string code;
+  std::string message;
+  json details = nullptr;  // extra fields merged into the error object (e.g. "errors", "jobs")
+};
+
+struct Request {
+  json id;  // echoed back verbatim; any JSON scalar, null when absent
+  std::string cmd;
+  json args = json::object();
+};
+
+// Parses one request line. On failure returns the error and, where the line held one,
+// the id to answer with.
+struct ParseFailure {
+  json id;
+  Error error;
+};
+std::variant<Request, ParseFailure> parse_request(std::string_view line);
+
+// Each of these returns one line, '\n' included. Invalid UTF-8 in strings is replaced
+// (U+FFFD), never an exception.
+std::string encode_request(const Request& req);
+std::string encode_result(const json& id, const json& result);
+std::string encode_error(const json& id, const Error& err);
+std::string encode_event(const json& id, std::string_view event, json fields);
+
+// A response or event line as the client sees it.
+struct Message {
+  json id;
+  std::optional<std::string> event;  // set for event lines
+  bool ok = false;
+  json result;  // ok responses; the event's fields for events
+  Error error;  // !ok responses
+};
+std::variant<Message, std::string> parse_message(std::string_view line);
+
+// The command table: one entry per protocol command. The daemon's handler registry,
+// the docs and the permission check are all checked against it.
+struct CommandInfo {
+  std::string_view name;
+  bool mutating;   // changes state (vs. read-only)
+  bool streaming;  // may keep sending events after the response
+  std::string_view summary;
+};
+const std::vector<CommandInfo>& commands();
+const CommandInfo* find_command(std::string_view name);
+
+}  // namespace vigil::protocol
