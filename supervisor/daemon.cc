@@ -1,0 +1,542 @@
+// vigild's loop: events in, Effects out.
+#include "daemon.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "fsutil.h"
+#include "handlers.h"
+#include "job_output.h"
+#include "values.h"
+#include "vigil_version.h"
+
+extern char** environ;
+
+namespace vigil {
+
+using protocol::Error;
+using protocol::json;
+using ClientId = ControlServer::ClientId;
+namespace code = protocol::code;
+
+namespace {
+
+template <class... Ts>
+struct overloaded : Ts... {
+  using Ts::operator()...;
+};
+template <class... Ts>
+overloaded(Ts...) -> overloaded<Ts...>;
+
+// The environment jobs start from: the daemon's own, less what is vigild's business.
+std::vector<std::string> job_base_environment() {
+  std::vector<std::string> env;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string kv = *e;
+    if (!Spawner::is_internal_variable(kv.substr(0, kv.find('=')))) env.push_back(kv);
+  }
+  return env;
+}
+
+// Reads args.names: a list of strings (absent: empty). Returns an error when ill-typed.
+std::optional<Error> read_names(const json& args, std::vector<std::string>& names,
+                                bool required) {
+  auto it = args.find("names");
+  if (it == args.end() || it->is_null()) {
+    if (required) return Error{code::bad_request, "args.names: expected a list of job names", nullptr};
+    return std::nullopt;
+  }
+  if (!it->is_array()) return Error{code::bad_request, "args.names: expected a list of strings", nullptr};
+  for (const auto& n : *it) {
+    if (!n.is_string()) return Error{code::bad_request, "args.names: expected a list of strings", nullptr};
+    names.push_back(n.get<std::string>());
+  }
+  if (required && names.empty()) {
+    return Error{code::bad_request, "args.names: name at least one job, or \"all\"", nullptr};
+  }
+  return std::nullopt;
+}
+
+std::optional<Error> read_bool(const json& args, const char* key, bool& out) {
+  auto it = args.find(key);
+  if (it == args.end() || it->is_null()) return std::nullopt;
+  if (!it->is_boolean()) {
+    return Error{code::bad_request, std::string("args.") + key + ": expected true or false", nullptr};
+  }
+  out = it->get<bool>();
+  return std::nullopt;
+}
+
+std::string describe_change(const core::StateChanged& c) {
+  std::string line = c.job + ": " + std::string(core::to_string(c.from)) + " -> " +
+                     std::string(core::to_string(c.to));
+  if (c.pid > 0) line += " (pid " + std::to_string(c.pid) + ")";
+  if (c.exit) line += ", " + core::describe(*c.exit);
+  if (!c.reason.empty() && (c.to == core::State::backoff || c.to == core::State::fatal ||
+                            c.to == core::State::exited || c.to == core::State::stopped)) {
+    line += ": " + c.reason;
+  }
+  return line;
+}
+
+}  // namespace
+
+const std::map<std::string, Daemon::Handler, std::less<>>& Daemon::registry() {
+  // One entry per command of protocol::commands(); prepare() checks they match.
+  static const std::map<std::string, Handler, std::less<>> table = {
+      {"version", &Daemon::cmd_version},   {"status", &Daemon::cmd_status},
+      {"start", &Daemon::cmd_start},       {"stop", &Daemon::cmd_stop},
+      {"restart", &Daemon::cmd_restart},   {"signal", &Daemon::cmd_signal},
+      {"logs", &Daemon::cmd_logs},         {"events", &Daemon::cmd_events},
+      {"reload", &Daemon::cmd_reload},     {"reopen_logs", &Daemon::cmd_reopen_logs},
+      {"shutdown", &Daemon::cmd_shutdown},
+  };
+  return table;
+}
+
+Daemon::Daemon(config::Config cfg, config::Environment env, Logger& log)
+    : cfg_(std::move(cfg)), env_(std::move(env)), log_(log) {
+  uv_loop_init(&loop_);
+  spawner_ = std::make_unique<Spawner>(job_base_environment(), cfg_.supervisor.umask);
+  server_ = std::make_unique<ControlServer>(&loop_, *this, log_);
+}
+
+Daemon::~Daemon() {
+  server_.reset();
+  timers_.clear();
+  signals_.clear();
+  shutdown_timer_.reset();
+  // Let libuv finish closing what was closed above, then check nothing is left open.
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  int rc = uv_loop_close(&loop_);
+  if (rc != 0) log_.error("internal: libuv handles left open at exit");
+}
+
+core::Instant Daemon::now() {
+  uv_update_time(&loop_);
+  struct timespec ts {};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return {std::chrono::milliseconds(uv_now(&loop_)),
+          static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9};
+}
+
+std::string Daemon::prepare() {
+  for (const auto& c : protocol::commands()) {
+    if (!registry().count(c.name)) return "internal: no handler for command " + std::string(c.name);
+  }
+  // Orphaned grandchildren of jobs are reparented to vigild, which reaps them.
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0 && ::getpid() != 1) {
+    log_.warn("cannot become a child subreaper: " + fs::errno_text(errno));
+  }
+  if (auto err = pidfile_.acquire(cfg_.supervisor.pidfile, ::getpid()); !err.empty()) return err;
+  if (auto err = server_->listen(cfg_.supervisor); !err.empty()) {
+    pidfile_.release();
+    return err;
+  }
+  // A client that goes away mid-reply must not kill the daemon.
+  ::signal(SIGPIPE, SIG_IGN);
+  auto watch = [&](int sig, std::function<void()> fn) {
+    signals_.push_back(std::make_unique<SignalWatcher>(&loop_, sig, std::move(fn)));
+  };
+  watch(SIGCHLD, [this] { on_sigchld(); });
+  watch(SIGTERM, [this] { begin_shutdown("SIGTERM"); });
+  watch(SIGINT, [this] { begin_shutdown("SIGINT"); });
+  watch(SIGHUP, [this] {
+    auto r = reload();
+    if (auto* errors = std::get_if<std::vector<std::string>>(&r)) {
+      for (const auto& e : *errors) log_.error("reload: " + e);
+      log_.error("reload: config not loaded; nothing changed");
+    }
+  });
+  watch(SIGUSR1, [this] { reopen_logs(); });
+  return {};
+}
+
+int Daemon::run() {
+  log_.info("vigild " VIGIL_VERSION " started (pid " + std::to_string(::getpid()) + ", " +
+            std::to_string(cfg_.jobs.size()) + " jobs, socket " + cfg_.supervisor.socket + ")");
+  sup_.load(cfg_.jobs, now(), fx_);
+  run_effects();
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  return exit_code_;
+}
+
+// --- Effects ---
+
+void Daemon::run_effects() {
+  while (!fx_.empty()) {
+    core::Effect effect = std::move(fx_.front());
+    fx_.pop_front();
+    std::visit(
+        overloaded{
+            [&](const core::Spawn& s) {
+              core::Job* job = sup_.find(s.job);
+              if (job == nullptr) return;
+              SpawnResult r = spawner_->spawn(job->spec());
+              if (r.pid > 0) {
+                sup_.spawned(s.job, r.pid, now(), fx_);
+              } else {
+                log_.error(s.job + ": " + r.error);
+                sup_.spawn_failed(s.job, r.error, now(), fx_);
+              }
+            },
+            [&](const core::Kill& k) {
+              const pid_t target = k.group ? -k.pid : k.pid;
+              if (::kill(target, k.signo) != 0 && errno != ESRCH) {
+                log_.warn(k.job + ": cannot send " + config::signal_name(k.signo) + " to " +
+                          std::to_string(target) + ": " + fs::errno_text(errno));
+              }
+            },
+            [&](const core::SetTimer& t) {
+              auto& slot = timers_[t.job];
+              if (!slot.timer) {
+                std::string name = t.job;
+                slot.timer = std::make_unique<Timer>(&loop_, [this, name] { on_job_timer(name); });
+              }
+              slot.deadline = t.deadline;
+              auto left = t.deadline - now().mono;
+              slot.timer->start(left.count() > 0 ? static_cast<std::uint64_t>(left.count()) : 0);
+            },
+            [&](const core::ClearTimer& t) {
+              auto it = timers_.find(t.job);
+              if (it != timers_.end()) it->second.timer->stop();
+            },
+            [&](const core::StateChanged& c) {
+              auto level = c.to == core::State::fatal ? Logger::Level::error : Logger::Level::info;
+              log_.log(level, describe_change(c));
+              const json fields = core::state_event_json(c);
+              for (const auto& [client, id] : event_subscribers_) {
+                server_->send(client, protocol::encode_event(id, "state", fields));
+              }
+            },
+            [&](const core::Forget& f) { timers_.erase(f.job); },
+            [&](const core::Reply& r) {
+              auto it = waiting_.find(r.waiter);
+              if (it == waiting_.end()) return;
+              PendingReply who = it->second;
+              waiting_.erase(it);
+              if (auto err = core::outcomes_error(r.outcomes)) {
+                server_->send_error(who.client, who.id, *err);
+              } else {
+                json result = json::array();
+                for (const auto& o : r.outcomes) result.push_back(core::outcome_json(o));
+                server_->send_result(who.client, who.id, result);
+              }
+            },
+        },
+        effect);
+  }
+  maybe_finish();
+}
+
+void Daemon::on_sigchld() {
+  // Reap everything that has exited: one SIGCHLD may stand for many children.
+  for (;;) {
+    int status = 0;
+    const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid <= 0) break;
+    core::ExitStatus e = WIFSIGNALED(status) ? core::ExitStatus::signal(WTERMSIG(status))
+                                             : core::ExitStatus::code(WEXITSTATUS(status));
+    if (!sup_.child_exited(pid, e, now(), fx_)) {
+      log_.info("reaped orphan pid " + std::to_string(pid) + " (" + core::describe(e) + ")");
+    }
+  }
+  run_effects();
+}
+
+void Daemon::on_job_timer(const std::string& job) {
+  auto it = timers_.find(job);
+  if (it == timers_.end()) return;
+  const core::Instant t = now();
+  if (t.mono < it->second.deadline) {
+    // libuv measures from its cached loop time; never act before the deadline.
+    it->second.timer->start(static_cast<std::uint64_t>((it->second.deadline - t.mono).count()));
+    return;
+  }
+  sup_.timer_fired(job, t, fx_);
+  run_effects();
+}
+
+// --- Shutdown ---
+
+void Daemon::begin_shutdown(const std::string& why) {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  log_.info("shutting down (" + why + "): stopping all jobs");
+  // Every job stops at once with its own stop_timeout; shutdown_timeout bounds the whole.
+  shutdown_timer_ = std::make_unique<Timer>(&loop_, [this] {
+    log_.warn("shutdown_timeout passed: killing what is left");
+    for (const auto& job : sup_.jobs()) {
+      if (job->pid() > 0) ::kill(job->spec().kill_group ? -job->pid() : job->pid(), SIGKILL);
+    }
+    // SIGKILL cannot be refused; give the kernel a moment to deliver it, then go anyway.
+    shutdown_timer_->stop();
+    auto last = std::make_unique<Timer>(&loop_, [this] { finish(); });
+    last->start(2000);
+    shutdown_timer_ = std::move(last);
+  });
+  shutdown_timer_->start(static_cast<std::uint64_t>(cfg_.supervisor.shutdown_timeout.count()));
+  sup_.shutdown(now(), fx_);
+  run_effects();
+}
+
+void Daemon::maybe_finish() {
+  if (shutting_down_ && !finished_ && sup_.quiescent()) finish();
+}
+
+void Daemon::finish() {
+  if (finished_) return;
+  finished_ = true;
+  log_.info("all jobs stopped; exiting");
+  server_->close();
+  pidfile_.release();
+  timers_.clear();
+  signals_.clear();
+  shutdown_timer_.reset();
+  // With every handle closed, uv_run returns.
+}
+
+// --- Reload and log files ---
+
+std::variant<core::ReloadReport, std::vector<std::string>> Daemon::reload() {
+  auto loaded = config::load(cfg_.path, env_);
+  if (!loaded.ok()) {
+    std::vector<std::string> errors;
+    for (const auto& d : loaded.errors) errors.push_back(d.str());
+    return errors;
+  }
+  const auto& next = loaded.config->supervisor;
+  const auto& cur = cfg_.supervisor;
+  if (next.socket != cur.socket || next.pidfile != cur.pidfile || next.log != cur.log ||
+      next.socket_mode != cur.socket_mode || next.socket_group != cur.socket_group ||
+      next.umask != cur.umask) {
+    log_.warn("reload: changes to supervisor.socket, socket_mode, socket_group, pidfile, log "
+              "and umask take effect when vigild restarts");
+  }
+  cfg_.jobs = loaded.config->jobs;
+  cfg_.supervisor.shutdown_timeout = next.shutdown_timeout;
+  cfg_.files = loaded.config->files;
+  auto report = sup_.reload(cfg_.jobs, now(), fx_);
+  auto join = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& n : v) s += (s.empty() ? "" : ", ") + n;
+    return s.empty() ? std::string("none") : s;
+  };
+  log_.info("reload: added " + join(report.added) + "; changed " + join(report.changed) +
+            "; removed " + join(report.removed) + "; " + std::to_string(report.unchanged.size()) +
+            " unchanged");
+  run_effects();
+  return report;
+}
+
+void Daemon::reopen_logs() {
+  if (auto err = log_.reopen(); !err.empty()) log_.error(err);
+  // Job logs are opened afresh at every spawn; running jobs hold their own descriptors.
+  log_.info("log files reopened");
+}
+
+// --- Requests ---
+
+void Daemon::on_request(ClientId client, const Peer& peer, protocol::Request req) {
+  auto it = registry().find(req.cmd);
+  if (it == registry().end()) {
+    std::vector<std::string> names;
+    for (const auto& c : protocol::commands()) names.emplace_back(c.name);
+    std::string msg = "unknown command '" + req.cmd + "'";
+    if (auto close = config::did_you_mean(req.cmd, names)) msg += " (did you mean '" + *close + "'?)";
+    server_->send_error(client, req.id, {code::unknown_command, msg, nullptr});
+    return;
+  }
+  const auto* info = protocol::find_command(req.cmd);
+  if (info != nullptr && info->mutating) {
+    // An audit trail of who changed what.
+    log_.info("request " + req.cmd + " " + req.args.dump() + " from uid " +
+              std::to_string(peer.uid) + " (pid " + std::to_string(peer.pid) + ")");
+  }
+  (this->*(it->second))(client, req);
+}
+
+void Daemon::on_disconnect(ClientId client) {
+  event_subscribers_.erase(client);
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    if (it->second.client == client) {
+      sup_.cancel_wait(it->first);
+      it = waiting_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Daemon::cmd_version(ClientId c, const protocol::Request& r) {
+  server_->send_result(c, r.id, {{"version", VIGIL_VERSION}, {"protocol", protocol::kProtocolVersion}});
+}
+
+void Daemon::cmd_status(ClientId c, const protocol::Request& r) {
+  std::vector<std::string> names;
+  if (auto err = read_names(r.args, names, false)) return server_->send_error(c, r.id, *err);
+  auto picked = sup_.select(names, true);
+  if (auto* e = std::get_if<core::SelectError>(&picked)) {
+    return server_->send_error(c, r.id, {code::not_found, e->message, nullptr});
+  }
+  const auto t = now();
+  json result = json::array();
+  for (core::Job* job : std::get<std::vector<core::Job*>>(picked)) {
+    result.push_back(core::status_json(*job, t));
+  }
+  server_->send_result(c, r.id, result);
+}
+
+void Daemon::change_jobs(ClientId c, const protocol::Request& r, core::Goal goal,
+                         void (core::Supervisor::*op)(const std::vector<core::Job*>&,
+                                                      const core::Instant&, core::Effects&)) {
+  std::vector<std::string> names;
+  bool no_wait = false;
+  if (auto err = read_names(r.args, names, true)) return server_->send_error(c, r.id, *err);
+  if (auto err = read_bool(r.args, "no_wait", no_wait)) return server_->send_error(c, r.id, *err);
+  if (shutting_down_ && goal == core::Goal::up) {
+    return server_->send_error(c, r.id, {code::shutting_down, "vigild is shutting down", nullptr});
+  }
+  auto picked = sup_.select(names, true);
+  if (auto* e = std::get_if<core::SelectError>(&picked)) {
+    return server_->send_error(c, r.id, {code::not_found, e->message, nullptr});
+  }
+  const auto& jobs = std::get<std::vector<core::Job*>>(picked);
+  (sup_.*op)(jobs, now(), fx_);
+  if (no_wait) {
+    json result = json::array();
+    for (core::Job* job : jobs) {
+      core::Outcome o{job->name(), true, job->state(), job->pid(),
+                      std::string(core::to_string(job->state())), {}};
+      result.push_back(core::outcome_json(o));
+    }
+    server_->send_result(c, r.id, result);
+  } else {
+    waiting_[sup_.wait_for(jobs, goal, fx_)] = {c, r.id};
+  }
+  run_effects();
+}
+
+void Daemon::cmd_start(ClientId c, const protocol::Request& r) {
+  change_jobs(c, r, core::Goal::up, &core::Supervisor::start);
+}
+void Daemon::cmd_stop(ClientId c, const protocol::Request& r) {
+  change_jobs(c, r, core::Goal::down, &core::Supervisor::stop);
+}
+void Daemon::cmd_restart(ClientId c, const protocol::Request& r) {
+  change_jobs(c, r, core::Goal::up, &core::Supervisor::restart);
+}
+
+void Daemon::cmd_signal(ClientId c, const protocol::Request& r) {
+  std::vector<std::string> names;
+  if (auto err = read_names(r.args, names, true)) return server_->send_error(c, r.id, *err);
+  auto sig = r.args.find("signal");
+  int signo = 0;
+  if (sig != r.args.end() && sig->is_number_integer()) {
+    signo = sig->get<int>();
+    if (signo < 1 || signo > 64) {
+      return server_->send_error(c, r.id, {code::bad_request, "args.signal: no signal number " + std::to_string(signo), nullptr});
+    }
+  } else if (sig != r.args.end() && sig->is_string()) {
+    auto parsed = config::parse_signal(sig->get<std::string>());
+    if (auto* e = std::get_if<config::ParseError>(&parsed)) {
+      return server_->send_error(c, r.id, {code::bad_request, "args.signal: " + e->message, nullptr});
+    }
+    signo = std::get<int>(parsed);
+  } else {
+    return server_->send_error(c, r.id, {code::bad_request, "args.signal: expected a signal name or number", nullptr});
+  }
+  auto picked = sup_.select(names, true);
+  if (auto* e = std::get_if<core::SelectError>(&picked)) {
+    return server_->send_error(c, r.id, {code::not_found, e->message, nullptr});
+  }
+  const auto& jobs = std::get<std::vector<core::Job*>>(picked);
+  for (core::Job* job : jobs) {
+    if (job->pid() == 0) {
+      return server_->send_error(c, r.id, {code::not_running, job->name() + ": not running (" +
+                                 std::string(core::to_string(job->state())) + ")", nullptr});
+    }
+  }
+  json result = json::array();
+  for (core::Job* job : jobs) {
+    const pid_t target = job->spec().kill_group ? -job->pid() : job->pid();
+    ::kill(target, signo);
+    result.push_back({{"name", job->name()}, {"pid", job->pid()}, {"signal", config::signal_name(signo)}});
+  }
+  server_->send_result(c, r.id, result);
+}
+
+void Daemon::cmd_logs(ClientId c, const protocol::Request& r) {
+  auto name = r.args.find("name");
+  if (name == r.args.end() || !name->is_string()) {
+    return server_->send_error(c, r.id, {code::bad_request, "args.name: expected a job name", nullptr});
+  }
+  std::string stream = "stdout";
+  if (auto s = r.args.find("stream"); s != r.args.end()) {
+    if (!s->is_string() || (*s != "stdout" && *s != "stderr")) {
+      return server_->send_error(c, r.id, {code::bad_request, "args.stream: expected \"stdout\" or \"stderr\"", nullptr});
+    }
+    stream = s->get<std::string>();
+  }
+  std::size_t lines = 10;
+  if (auto n = r.args.find("lines"); n != r.args.end()) {
+    if (!n->is_number_integer() || n->get<long long>() < 0) {
+      return server_->send_error(c, r.id, {code::bad_request, "args.lines: expected a number of lines (0 or more)", nullptr});
+    }
+    lines = n->get<std::size_t>();
+  }
+  bool follow = false;
+  if (auto err = read_bool(r.args, "follow", follow)) return server_->send_error(c, r.id, *err);
+  auto picked = sup_.select({name->get<std::string>()}, false);
+  if (auto* e = std::get_if<core::SelectError>(&picked)) {
+    return server_->send_error(c, r.id, {code::not_found, e->message, nullptr});
+  }
+  const core::Job* job = std::get<std::vector<core::Job*>>(picked).front();
+  const auto& spec = job->spec();
+  const config::Output& out = stream == "stdout" || spec.stderr_log.kind == config::Output::Kind::merge
+                                  ? spec.stdout_log
+                                  : spec.stderr_log;
+  if (out.kind != config::Output::Kind::file) {
+    return server_->send_error(c, r.id, {code::not_found, job->name() + ": " + stream + " is not logged (it goes to null)", nullptr});
+  }
+  if (follow) {
+    return server_->send_error(c, r.id, {code::bad_request, "args.follow: following a log needs log capture by vigild, which this build does not have yet", nullptr});
+  }
+  std::string error;
+  std::string text = tail_lines(out.path, lines, error);
+  if (!error.empty()) return server_->send_error(c, r.id, {code::internal, error, nullptr});
+  server_->send_result(c, r.id, {{"name", job->name()}, {"stream", stream}, {"path", out.path}, {"text", text}});
+}
+
+void Daemon::cmd_events(ClientId c, const protocol::Request& r) {
+  event_subscribers_[c] = r.id;
+  server_->send_result(c, r.id, {{"subscribed", true}});
+}
+
+void Daemon::cmd_reload(ClientId c, const protocol::Request& r) {
+  auto result = reload();
+  if (auto* errors = std::get_if<std::vector<std::string>>(&result)) {
+    std::string msg = "config not loaded, nothing changed: " + std::to_string(errors->size()) +
+                      (errors->size() == 1 ? " error" : " errors");
+    return server_->send_error(c, r.id, {code::config_error, msg, {{"errors", *errors}}});
+  }
+  server_->send_result(c, r.id, core::reload_json(std::get<core::ReloadReport>(result)));
+}
+
+void Daemon::cmd_reopen_logs(ClientId c, const protocol::Request& r) {
+  reopen_logs();
+  server_->send_result(c, r.id, json::object());
+}
+
+void Daemon::cmd_shutdown(ClientId c, const protocol::Request& r) {
+  server_->send_result(c, r.id, json::object());
+  begin_shutdown("requested by a client");
+}
+
+}  // namespace vigil

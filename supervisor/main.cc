@@ -1,0 +1,112 @@
+// vigild's entry point: arguments, config, daemonizing, and handing over to the loop.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "daemon.h"
+#include "daemonize.h"
+#include "loader.h"
+#include "logger.h"
+#include "vigil_version.h"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: vigild [-c FILE] [-f|--foreground] [--check] [--version] [-h|--help]\n"
+    "\n"
+    "  -c, --config FILE   the config file (default: /etc/vigil/vigil.yaml as root,\n"
+    "                      else $XDG_CONFIG_HOME/vigil/vigil.yaml)\n"
+    "  -f, --foreground    stay attached, log to stderr, notify $NOTIFY_SOCKET when ready\n"
+    "      --check         validate the config, print every problem, exit 0 or 2\n"
+    "      --version       print the version\n"
+    "  -h, --help          this help\n"
+    "\n"
+    "Signals: TERM/INT stop all jobs and exit; HUP reloads the config; USR1 reopens logs.\n"
+    "Exit codes: 0 ok, 1 runtime failure, 2 usage or config error.\n";
+
+struct Options {
+  std::string config;
+  bool foreground = false;
+  bool check = false;
+};
+
+int usage_error(const std::string& msg) {
+  std::fprintf(stderr, "vigild: %s\n%s", msg.c_str(), kUsage);
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "-h" || a == "--help") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else if (a == "--version") {
+      std::printf("vigild %s\n", VIGIL_VERSION);
+      return 0;
+    } else if (a == "-f" || a == "--foreground") {
+      opt.foreground = true;
+    } else if (a == "--check") {
+      opt.check = true;
+    } else if (a == "-c" || a == "--config") {
+      if (i + 1 >= args.size()) return usage_error(a + " needs a file");
+      opt.config = args[++i];
+    } else if (a.rfind("--config=", 0) == 0) {
+      opt.config = a.substr(9);
+    } else {
+      return usage_error("unknown argument '" + a + "'");
+    }
+  }
+
+  auto env = vigil::config::Environment::current();
+  if (opt.config.empty()) opt.config = vigil::config::default_config_path(env);
+
+  // The config is read before anything else happens, so a bad one is reported on the
+  // user's terminal and never half-applied.
+  auto loaded = vigil::config::load(opt.config, env);
+  if (!loaded.ok()) {
+    for (const auto& d : loaded.errors) std::fprintf(stderr, "%s\n", d.str().c_str());
+    std::fprintf(stderr, "vigild: %zu error%s in the config; nothing started\n",
+                 loaded.errors.size(), loaded.errors.size() == 1 ? "" : "s");
+    return 2;
+  }
+  if (opt.check) {
+    std::printf("%s: ok (%zu job%s, %zu file%s)\n", opt.config.c_str(),
+                loaded.config->jobs.size(), loaded.config->jobs.size() == 1 ? "" : "s",
+                loaded.config->files.size(), loaded.config->files.size() == 1 ? "" : "s");
+    return 0;
+  }
+  const auto& sup = loaded.config->supervisor;
+
+  vigil::Logger log;
+  vigil::Readiness readiness = opt.foreground ? vigil::Readiness::foreground()
+                                              : vigil::Readiness::daemonize(sup.umask);
+  ::umask(sup.umask);
+  if (!opt.foreground) {
+    if (auto err = log.use_file(sup.log); !err.empty()) {
+      readiness.fail(err, 1);
+      return 1;
+    }
+  }
+
+  int code = 1;
+  {
+    vigil::Daemon daemon(std::move(*loaded.config), env, log);
+    if (auto err = daemon.prepare(); !err.empty()) {
+      log.error(err);
+      if (!opt.foreground) readiness.fail(err, 1);
+      return 1;
+    }
+    readiness.ready();
+    code = daemon.run();
+  }
+  return code;
+}

@@ -1,0 +1,92 @@
+// The control socket: a libuv pipe server speaking newline-delimited JSON. It owns the
+// connections and their limits (request size, client count, output queued to a client
+// that does not read) and the peer-credential check; what a request means is the
+// Handler's business.
+#pragma once
+
+#include <sys/types.h>
+#include <uv.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "framing.h"
+#include "logger.h"
+#include "message.h"
+#include "spec.h"
+
+namespace vigil {
+
+inline constexpr std::size_t kMaxClients = 1024;
+// Output queued to one client before it counts as not reading and is dropped.
+inline constexpr std::size_t kMaxQueuedOutput = 8 * 1024 * 1024;
+
+struct Peer {
+  pid_t pid = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+class ControlServer {
+ public:
+  using ClientId = std::uint64_t;
+
+  class Handler {
+   public:
+    virtual ~Handler() = default;
+    virtual void on_request(ClientId client, const Peer& peer, protocol::Request req) = 0;
+    virtual void on_disconnect(ClientId client) = 0;
+  };
+
+  ControlServer(uv_loop_t* loop, Handler& handler, Logger& log);
+  ~ControlServer();
+  ControlServer(const ControlServer&) = delete;
+  ControlServer& operator=(const ControlServer&) = delete;
+
+  // Binds and listens on the configured socket with its mode and group, replacing the
+  // socket of a dead daemon but never a live one. Returns "" or the reason.
+  std::string listen(const config::SupervisorSpec& spec);
+  // Stops accepting, closes every client and removes the socket file.
+  void close();
+
+  // Queues one line to a client; a client that lets too much pile up is dropped.
+  void send(ClientId client, const std::string& line);
+  void send_result(ClientId client, const protocol::json& id, const protocol::json& result);
+  void send_error(ClientId client, const protocol::json& id, const protocol::Error& err);
+  bool connected(ClientId client) const { return clients_.count(client) != 0; }
+  std::size_t client_count() const { return clients_.size(); }
+
+ private:
+  struct Client {
+    ControlServer* server;
+    ClientId id;
+    uv_pipe_t* pipe;
+    Peer peer;
+    protocol::LineReader reader;
+    bool closing = false;
+  };
+
+  static void on_connection(uv_stream_t* server, int status);
+  static void on_alloc(uv_handle_t* handle, std::size_t suggested, uv_buf_t* buf);
+  static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+  void accept_one();
+  void handle_bytes(Client& c, std::string_view bytes);
+  // Closes a client once what is queued to it has been written.
+  void close_after_flush(Client& c);
+  void drop(Client& c);
+  bool peer_allowed(const Peer& p) const;
+
+  uv_loop_t* loop_;
+  Handler& handler_;
+  Logger& log_;
+  uv_pipe_t* listener_ = nullptr;
+  std::string path_;
+  std::optional<gid_t> group_;
+  std::map<ClientId, std::unique_ptr<Client>> clients_;
+  ClientId next_id_ = 1;
+  char read_buf_[64 * 1024];
+};
+
+}  // namespace vigil

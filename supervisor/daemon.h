@@ -1,0 +1,99 @@
+// vigild's event loop: it turns signals, timers, child exits and control requests into
+// calls on the core Supervisor, and carries out the Effects the core asks for. This and
+// the other files beside it are the only code that touches libuv and the kernel.
+#pragma once
+
+#include <uv.h>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "control_server.h"
+#include "effects.h"
+#include "loader.h"
+#include "logger.h"
+#include "pidfile.h"
+#include "spawner.h"
+#include "supervisor.h"
+#include "uv_handle.h"
+
+namespace vigil {
+
+class Daemon : public ControlServer::Handler {
+ public:
+  Daemon(config::Config cfg, config::Environment env, Logger& log);
+  ~Daemon() override;
+
+  // Takes the pidfile, binds the socket and installs signal handlers. Returns "" or the
+  // reason the daemon cannot run (reported through the readiness handshake).
+  std::string prepare();
+  // Starts the autostart jobs and runs until shutdown. Returns the exit code.
+  int run();
+
+  // ControlServer::Handler
+  void on_request(ControlServer::ClientId client, const Peer& peer,
+                  protocol::Request req) override;
+  void on_disconnect(ControlServer::ClientId client) override;
+
+ private:
+  using Handler = void (Daemon::*)(ControlServer::ClientId, const protocol::Request&);
+  struct PendingReply {
+    ControlServer::ClientId client;
+    protocol::json id;
+  };
+  struct JobTimer {
+    std::unique_ptr<Timer> timer;
+    std::chrono::milliseconds deadline{0};
+  };
+
+  core::Instant now();
+  void run_effects();
+  void on_sigchld();
+  void on_job_timer(const std::string& job);
+  void begin_shutdown(const std::string& why);
+  void maybe_finish();
+  void finish();
+  // Re-reads the config. Returns the report, or the located errors (nothing changed).
+  std::variant<core::ReloadReport, std::vector<std::string>> reload();
+  void reopen_logs();
+
+  // Command handlers, one per protocol command (see the registry in daemon.cc).
+  void cmd_version(ControlServer::ClientId c, const protocol::Request& r);
+  void cmd_status(ControlServer::ClientId c, const protocol::Request& r);
+  void cmd_start(ControlServer::ClientId c, const protocol::Request& r);
+  void cmd_stop(ControlServer::ClientId c, const protocol::Request& r);
+  void cmd_restart(ControlServer::ClientId c, const protocol::Request& r);
+  void cmd_signal(ControlServer::ClientId c, const protocol::Request& r);
+  void cmd_logs(ControlServer::ClientId c, const protocol::Request& r);
+  void cmd_events(ControlServer::ClientId c, const protocol::Request& r);
+  void cmd_reload(ControlServer::ClientId c, const protocol::Request& r);
+  void cmd_reopen_logs(ControlServer::ClientId c, const protocol::Request& r);
+  void cmd_shutdown(ControlServer::ClientId c, const protocol::Request& r);
+  void change_jobs(ControlServer::ClientId c, const protocol::Request& r, core::Goal goal,
+                   void (core::Supervisor::*op)(const std::vector<core::Job*>&,
+                                                const core::Instant&, core::Effects&));
+  static const std::map<std::string, Handler, std::less<>>& registry();
+
+  config::Config cfg_;
+  config::Environment env_;
+  Logger& log_;
+  uv_loop_t loop_{};
+  core::Supervisor sup_;
+  core::Effects fx_;
+  std::unique_ptr<Spawner> spawner_;
+  std::unique_ptr<ControlServer> server_;
+  Pidfile pidfile_;
+  std::vector<std::unique_ptr<SignalWatcher>> signals_;
+  std::map<std::string, JobTimer> timers_;
+  std::unique_ptr<Timer> shutdown_timer_;
+  std::map<std::uint64_t, PendingReply> waiting_;  // core waiter id -> who asked
+  std::map<ControlServer::ClientId, protocol::json> event_subscribers_;  // client -> req id
+  bool shutting_down_ = false;
+  bool finished_ = false;
+  int exit_code_ = 0;
+};
+
+}  // namespace vigil

@@ -1,0 +1,41 @@
+// Starts job processes: our own fork + exec (not uv_spawn, which has no umask, no process
+// group of our choosing and reaps its own children). Everything that can fail is checked
+// in the parent where it can be; what fails in the child (chdir, setuid, exec) comes back
+// through a close-on-exec pipe as the job's failure reason, never as an anonymous exit 127.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "spec.h"
+
+namespace vigil {
+
+struct SpawnResult {
+  pid_t pid = 0;      // > 0 on success
+  std::string error;  // why not, otherwise
+};
+
+class Spawner {
+ public:
+  // `base_env` is the environment every job starts from (the daemon's, less vigild's own
+  // variables); `umask` the daemon's, for jobs that set none.
+  Spawner(std::vector<std::string> base_env, mode_t umask);
+
+  SpawnResult spawn(const config::JobSpec& spec);
+
+  // Variables of vigild's own that no job should see (NOTIFY_SOCKET and the like).
+  static bool is_internal_variable(const std::string& name);
+
+ private:
+  std::vector<std::string> base_env_;
+  mode_t umask_;
+  int devnull_ = -1;
+};
+
+// Finds `file` the way execvp would, in `path` (colon-separated). Returns "" if absent.
+std::string find_in_path(const std::string& file, const std::string& path);
+
+}  // namespace vigil
