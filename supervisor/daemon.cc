@@ -77,10 +77,13 @@ std::string describe_change(const core::StateChanged& c) {
   std::string line = c.job + ": " + std::string(core::to_string(c.from)) + " -> " +
                      std::string(core::to_string(c.to));
   if (c.pid > 0) line += " (pid " + std::to_string(c.pid) + ")";
-  if (c.exit) line += ", " + core::describe(*c.exit);
-  if (!c.reason.empty() && (c.to == core::State::backoff || c.to == core::State::fatal ||
-                            c.to == core::State::exited || c.to == core::State::stopped)) {
+  // The reason already tells how the process ended, with more detail than the exit alone.
+  const bool says_why = c.to == core::State::backoff || c.to == core::State::fatal ||
+                        c.to == core::State::exited || c.to == core::State::stopped;
+  if (says_why && !c.reason.empty()) {
     line += ": " + c.reason;
+  } else if (c.exit) {
+    line += ": " + core::describe(*c.exit);
   }
   return line;
 }

@@ -1,0 +1,111 @@
+"""Job programs for the integration tests: one script, many behaviours.
+
+Each mode is a process that behaves exactly as a test needs (ignores SIGTERM, forks a
+grandchild, reports its environment...), so tests do not depend on shell one-liners.
+Usage: helper.py MODE [ARGS...]
+"""
+
+import os
+import signal
+import sys
+import time
+
+
+def forever():
+    while True:
+        signal.pause()
+
+
+def write(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.rename(tmp, path)  # readers never see a half-written file
+
+
+def main():
+    mode, args = sys.argv[1], sys.argv[2:]
+    if mode == "sleep":
+        # Runs until signalled.
+        forever()
+    elif mode == "exit":
+        # Exits with the given code after an optional delay (seconds).
+        if len(args) > 1:
+            time.sleep(float(args[1]))
+        sys.exit(int(args[0]))
+    elif mode == "report":
+        # Writes what the job sees (cwd, env, ids, umask, fds) as KEY=VALUE lines to a file.
+        out = args[0]
+        mask = os.umask(0)
+        os.umask(mask)
+        lines = [
+            f"cwd={os.getcwd()}",
+            f"uid={os.getuid()}",
+            f"gid={os.getgid()}",
+            f"groups={','.join(map(str, sorted(os.getgroups())))}",
+            f"umask={mask:04o}",
+            f"pgid={os.getpgid(0)}",
+            f"sid={os.getsid(0)}",
+            f"pid={os.getpid()}",
+            f"fds={','.join(sorted(os.listdir('/proc/self/fd'), key=int))}",
+        ]
+        lines += [f"env.{k}={v}" for k, v in sorted(os.environ.items())]
+        write(out, "\n".join(lines) + "\n")
+        forever()
+    elif mode == "touch":
+        # Creates a file (mode 0666 before the umask), then runs.
+        fd = os.open(args[0], os.O_CREAT | os.O_WRONLY, 0o666)
+        os.close(fd)
+        forever()
+    elif mode == "print":
+        # Writes a line to stdout and one to stderr, then runs.
+        print(args[0], flush=True)
+        print(args[1], file=sys.stderr, flush=True)
+        forever()
+    elif mode == "ignore-term":
+        # Ignores SIGTERM; with "child", a forked child ignores it too. Writes pids to a file.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        pids = [os.getpid()]
+        if args[1:] == ["child"]:
+            child = os.fork()
+            if child == 0:
+                forever()
+            pids.append(child)
+        write(args[0], " ".join(map(str, pids)) + "\n")
+        forever()
+    elif mode == "grandchild":
+        # Forks a child which forks a grandchild; all run. Writes the pids to a file.
+        r, w = os.pipe()
+        child = os.fork()
+        if child == 0:
+            grand = os.fork()
+            if grand == 0:
+                forever()
+            os.write(w, f"{grand}".encode())
+            forever()
+        grand = os.read(r, 64).decode()
+        write(args[0], f"{os.getpid()} {child} {grand}\n")
+        forever()
+    elif mode == "orphan":
+        # Leaves an orphan: a child forks a grandchild and exits at once, so the grandchild
+        # is reparented to the subreaper (vigild); it exits a moment later and vigild must
+        # reap it. The leader reaps its own child and runs on. Writes the grandchild's pid.
+        r, w = os.pipe()
+        child = os.fork()
+        if child == 0:
+            grand = os.fork()
+            if grand == 0:
+                time.sleep(0.5)
+                os._exit(0)
+            os.write(w, f"{grand}".encode())
+            os._exit(0)
+        os.waitpid(child, 0)
+        grand = os.read(r, 64).decode()
+        write(args[0], f"{grand}\n")
+        forever()
+    else:
+        sys.exit(f"helper.py: unknown mode {mode}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,238 @@
+"""What a job gets (cwd, env, umask, user, fds, logs) and how it is supervised
+(restarts, fatal, stop escalation, process groups, reaping)."""
+
+import os
+import pathlib
+import pwd
+import signal
+import tempfile
+import time
+
+import pytest
+
+from conftest import helper_cmd, pid_alive, proc_stat, wait_until, children_of
+
+
+def read_report(path):
+    wait_until(lambda: pathlib.Path(path).exists(), what=f"report {path}")
+    out = {}
+    for line in pathlib.Path(path).read_text().splitlines():
+        k, _, v = line.partition("=")
+        out[k] = v
+    return out
+
+
+def test_cwd_env_umask_and_process_group_reach_the_job(vigil, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    report = tmp_path / "report"
+    os.environ["VIGIL_TEST_FROM_DAEMON"] = "inherited"
+    try:
+        vigil.write_config({"r": {
+            "command": helper_cmd("report", report),
+            "cwd": str(work),
+            "umask": "0027",
+            "env": {"GREETING": "hello ${VIGIL_TEST_FROM_DAEMON}", "EMPTY": "${NOPE_UNSET:-dflt}"},
+        }})
+        vigil.start()
+    finally:
+        del os.environ["VIGIL_TEST_FROM_DAEMON"]
+    r = read_report(report)
+    assert r["cwd"] == str(work)
+    assert r["umask"] == "0027"
+    assert r["env.GREETING"] == "hello inherited"
+    assert r["env.EMPTY"] == "dflt"
+    assert r["env.VIGIL_TEST_FROM_DAEMON"] == "inherited"  # the daemon's environment
+    # Its own session and process group, led by itself.
+    assert r["pgid"] == r["pid"] and r["sid"] == r["pid"]
+    # Only stdin, stdout and stderr (3 is the helper's own listing of /proc/self/fd).
+    assert r["fds"] == "0,1,2,3"
+    assert "env.NOTIFY_SOCKET" not in r
+
+
+def test_a_file_made_by_a_job_has_the_mode_its_umask_implies(vigil, tmp_path):
+    vigil.write_config({
+        "strict": {"command": helper_cmd("touch", tmp_path / "strict"), "umask": "0077"},
+        "loose": {"command": helper_cmd("touch", tmp_path / "loose"), "umask": "0002"},
+        "default": {"command": helper_cmd("touch", tmp_path / "default")},
+    }, supervisor={"umask": "0022"})
+    vigil.start()
+    for name in ("strict", "loose", "default"):
+        wait_until(lambda: (tmp_path / name).exists(), what=f"file {name}")
+    assert os.stat(tmp_path / "strict").st_mode & 0o777 == 0o600
+    assert os.stat(tmp_path / "loose").st_mode & 0o777 == 0o664
+    assert os.stat(tmp_path / "default").st_mode & 0o777 == 0o644
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="running a job as another user needs root")
+def test_a_job_runs_as_nobody_with_its_groups_and_home(vigil, tmp_path):
+    # pytest's temp root is private to root: nobody writes its report in a folder of its own.
+    shared = pathlib.Path(tempfile.mkdtemp(prefix="vigil-nobody-"))
+    os.chmod(shared, 0o777)
+    report = shared / "report"
+    vigil.write_config({"n": {"command": helper_cmd("report", report), "user": "nobody"}})
+    vigil.start()
+    r = read_report(report)
+    pw = pwd.getpwnam("nobody")
+    assert int(r["uid"]) == pw.pw_uid
+    assert int(r["gid"]) == pw.pw_gid
+    expected_groups = sorted(os.getgrouplist("nobody", pw.pw_gid))
+    assert r["groups"] == ",".join(map(str, expected_groups))
+    assert r["env.HOME"] == pw.pw_dir
+    assert r["env.USER"] == "nobody"
+    pid = int(r["pid"])
+    with open(f"/proc/{pid}/status") as f:
+        status = f.read()
+    assert f"Uid:\t{pw.pw_uid}\t{pw.pw_uid}\t{pw.pw_uid}\t{pw.pw_uid}" in status
+
+
+def test_stdout_and_stderr_land_in_their_files(vigil, tmp_path):
+    vigil.write_config({
+        "split": {"command": helper_cmd("print", "to-out", "to-err")},
+        "merged": {"command": helper_cmd("print", "m-out", "m-err"), "stderr": "stdout",
+                   "stdout": str(tmp_path / "merged.log")},
+        "dropped": {"command": helper_cmd("print", "x", "y"), "stdout": "null", "stderr": "null"},
+    })
+    vigil.start()
+    out = pathlib.Path(vigil.log_dir) / "split.out.log"
+    err = pathlib.Path(vigil.log_dir) / "split.err.log"
+    wait_until(lambda: out.exists() and "to-out" in out.read_text(), what="stdout log")
+    wait_until(lambda: err.exists() and "to-err" in err.read_text(), what="stderr log")
+    assert "to-err" not in out.read_text()
+    assert os.stat(out).st_mode & 0o777 == 0o640
+    merged = tmp_path / "merged.log"
+    wait_until(lambda: merged.exists() and "m-err" in merged.read_text(), what="merged log")
+    assert "m-out" in merged.read_text()
+    wait_until(lambda: vigil.status("dropped")["state"] == "running", what="dropped running")
+    assert not (pathlib.Path(vigil.log_dir) / "dropped.out.log").exists()
+    s = vigil.status("split")
+    assert s["stdout"] == str(out) and s["stderr"] == str(err)
+
+
+def test_kill_9_of_a_job_gives_a_new_pid(vigil):
+    vigil.write_config({"a": {"command": helper_cmd("sleep"), "start_seconds": "0.2s",
+                              "backoff": {"initial": "0.1s", "max": "1s"}}})
+    vigil.start()
+    first = vigil.wait_state("a", "running")["pid"]
+    os.kill(first, signal.SIGKILL)
+    wait_until(lambda: (s := vigil.status("a"))["pid"] not in (None, first) and s,
+               what="a new pid")
+    s = vigil.wait_state("a", "running")
+    assert s["pid"] != first
+    assert s["restarts"] == 1
+    assert s["last_exit"] == {"signal": "KILL"}
+
+
+def test_a_job_exiting_1_becomes_fatal_after_start_retries(vigil):
+    vigil.write_config({"bad": {"command": helper_cmd("exit", 1), "start_retries": 2,
+                                "backoff": {"initial": "0.1s", "max": "0.2s"}}})
+    vigil.start()
+    s = vigil.wait_state("bad", "fatal", timeout=20)
+    assert s["last_exit"] == {"code": 1}
+    assert "gave up after 3 attempts" in s["reason"]
+    assert s["pid"] is None
+    log = vigil.daemon_log()
+    assert log.count("bad: stopped -> starting") + log.count("bad: backoff -> starting") == 3
+
+
+def test_exec_failure_is_the_reason_not_exit_127(vigil, tmp_path):
+    noexec = tmp_path / "noexec.sh"
+    noexec.write_text("#!/bin/sh\necho hi\n")
+    os.chmod(noexec, 0o644)
+    vigil.write_config({
+        "missing": {"command": ["/nonexistent/program"], "start_retries": 0},
+        "notinpath": {"command": ["no-such-program-xyz"], "start_retries": 0},
+        "noperm": {"command": [str(noexec)], "start_retries": 0},
+        "badcwd": {"command": ["/bin/sleep", "60"], "cwd": str(tmp_path / "gone"),
+                   "start_retries": 0},
+    })
+    vigil.start()
+    reasons = {n: vigil.wait_state(n, "fatal")["reason"] for n in
+               ("missing", "notinpath", "noperm", "badcwd")}
+    assert reasons["missing"].startswith("cannot exec /nonexistent/program: No such file or directory")
+    assert reasons["notinpath"].startswith("cannot exec no-such-program-xyz: not found in PATH")
+    assert reasons["noperm"].startswith(f"cannot exec {noexec}: Permission denied")
+    assert reasons["badcwd"].startswith(f"cannot chdir to {tmp_path / 'gone'}: No such file")
+    for s in vigil.status().values():
+        assert s["last_exit"] is None  # never an anonymous exit 127
+
+
+def test_a_job_ignoring_sigterm_and_its_child_are_gone_within_stop_timeout(vigil, tmp_path):
+    pids_file = tmp_path / "pids"
+    vigil.write_config({"stubborn": {"command": helper_cmd("ignore-term", pids_file, "child"),
+                                     "stop_timeout": "1s", "start_seconds": "0.2s"}})
+    vigil.start()
+    vigil.wait_state("stubborn", "running")
+    wait_until(pids_file.exists, what="pids")
+    pids = [int(p) for p in pids_file.read_text().split()]
+    assert len(pids) == 2
+    started = time.monotonic()
+    r = vigil.call("stop", names=["stubborn"])
+    elapsed = time.monotonic() - started
+    assert r["ok"], r
+    assert r["result"][0]["state"] == "stopped"
+    assert 0.9 <= elapsed < 5.0
+    for p in pids:
+        wait_until(lambda: not pid_alive(p), timeout=5, what=f"pid {p} to be gone")
+    assert "did not stop within 1s, killed" in vigil.status("stubborn")["reason"]
+
+
+def test_kill_group_reaches_grandchildren_and_false_does_not(vigil, tmp_path):
+    vigil.write_config({
+        "group": {"command": helper_cmd("grandchild", tmp_path / "g.pids"), "start_seconds": "0.2s"},
+        "leader": {"command": helper_cmd("grandchild", tmp_path / "l.pids"), "kill_group": False,
+                   "start_seconds": "0.2s", "stop_signal": "KILL"},
+    })
+    vigil.start()
+    wait_until(lambda: (tmp_path / "g.pids").exists() and (tmp_path / "l.pids").exists(),
+               what="pid files")
+    g = [int(p) for p in (tmp_path / "g.pids").read_text().split()]
+    l = [int(p) for p in (tmp_path / "l.pids").read_text().split()]
+    vigil.wait_state("group", "running")
+    vigil.wait_state("leader", "running")
+    assert vigil.call("stop", names=["group", "leader"])["ok"]
+    for p in g:
+        wait_until(lambda: not pid_alive(p), timeout=5, what=f"group member {p} gone")
+    assert not pid_alive(l[0])
+    try:
+        assert pid_alive(l[1]) and pid_alive(l[2]), "kill_group: false must spare the rest"
+    finally:
+        for p in l[1:]:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def test_an_orphaned_grandchild_is_reaped_by_vigild(vigil, tmp_path):
+    vigil.write_config({"o": {"command": helper_cmd("orphan", tmp_path / "orphan")}})
+    vigil.start()
+    wait_until((tmp_path / "orphan").exists, what="orphan pid")
+    orphan = int((tmp_path / "orphan").read_text())
+    daemon = vigil.pid()
+    # While it lives, its parent is vigild (the subreaper), not init.
+    try:
+        assert int(proc_stat(orphan)[1]) == daemon
+    except FileNotFoundError:
+        pass  # already reaped: what the rest of the test checks
+    wait_until(lambda: not os.path.exists(f"/proc/{orphan}"), timeout=10,
+               what="the orphan to be reaped")
+    zombies = [p for p in children_of(daemon) if proc_stat(p)[0] == "Z"]
+    assert zombies == []
+    wait_until(lambda: f"reaped orphan pid {orphan}" in vigil.daemon_log(), what="log line")
+
+
+def test_restart_policies_after_a_counted_start(vigil):
+    vigil.write_config({
+        "never": {"command": helper_cmd("exit", 3, 0.5), "restart": "never", "start_seconds": "0.2s"},
+        "onfail_ok": {"command": helper_cmd("exit", 0, 0.5), "restart": "on-failure",
+                      "start_seconds": "0.2s"},
+        "always": {"command": helper_cmd("exit", 0, 0.5), "restart": "always", "start_seconds": "0.2s",
+                   "backoff": {"initial": "0.1s", "max": "0.2s"}},
+    })
+    vigil.start()
+    s = vigil.wait_state("never", "exited")
+    assert s["last_exit"] == {"code": 3}
+    s = vigil.wait_state("onfail_ok", "exited")
+    assert s["last_exit"] == {"code": 0}
+    wait_until(lambda: vigil.status("always")["restarts"] >= 2, what="always to restart")
