@@ -114,7 +114,7 @@ std::string ControlServer::listen(const config::SupervisorSpec& spec) {
     close();
     return err;
   }
-  rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener_), 128, &ControlServer::on_connection);
+  rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener_), SOMAXCONN, &ControlServer::on_connection);
   if (rc != 0) {
     close();
     return "cannot listen on " + path_ + ": " + uv_strerror(rc);

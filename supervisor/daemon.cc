@@ -413,6 +413,7 @@ void Daemon::change_jobs(ClientId c, const protocol::Request& r, core::Goal goal
   const auto& jobs = std::get<std::vector<core::Job*>>(picked);
   (sup_.*op)(jobs, now(), fx_);
   if (no_wait) {
+    run_effects();  // so the answer shows the processes just spawned or signalled
     json result = json::array();
     for (core::Job* job : jobs) {
       core::Outcome o{job->name(), true, job->state(), job->pid(),

@@ -82,8 +82,8 @@ class Client:
 
     def __init__(self, path, timeout=30.0):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(path)  # blocking: waits for room in the backlog, never EAGAIN
         self.sock.settimeout(timeout)
-        self.sock.connect(path)
         self.buf = b""
         self.next_id = 1
 

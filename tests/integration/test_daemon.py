@@ -180,6 +180,17 @@ def test_idle_daemon_with_100_jobs_does_not_wake_up(vigil):
                 if line.startswith("voluntary_ctxt_switches"):
                     return int(line.split()[1])
 
+    # Let the last status request's disconnect be handled: wait until the count settles.
+    last = [switches()]
+
+    def settled():
+        time.sleep(0.5)
+        now = switches()
+        same = now == last[0]
+        last[0] = now
+        return same
+
+    wait_until(settled, timeout=30, interval=0, what="vigild to settle")
     before = switches()
     time.sleep(10)  # the measurement window itself: nothing is awaited here
     after = switches()

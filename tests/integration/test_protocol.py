@@ -1,0 +1,298 @@
+"""The control protocol against the real daemon: every command and its errors, limits,
+many clients, slow clients, peer credentials, reload."""
+
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import Client, helper_cmd, pid_alive, wait_until
+
+
+def sleeper(**extra):
+    job = {"command": helper_cmd("sleep"), "start_seconds": "0.2s"}
+    job.update(extra)
+    return job
+
+
+@pytest.fixture
+def running(vigil):
+    vigil.write_config({"web": sleeper(), "worker-1": sleeper(), "worker-2": sleeper(),
+                        "batch": sleeper(autostart=False)})
+    vigil.start()
+    for n in ("web", "worker-1", "worker-2"):
+        vigil.wait_state(n, "running")
+    return vigil
+
+
+def test_version(running):
+    r = running.call("version")
+    assert r == {"id": 1, "ok": True, "result": {"version": r["result"]["version"], "protocol": 1}}
+
+
+def test_status_all_names_globs_and_not_found(running):
+    r = running.call("status")
+    assert [s["name"] for s in r["result"]] == ["web", "worker-1", "worker-2", "batch"]
+    for s in r["result"]:
+        for key in ("name", "state", "pid", "since", "uptime", "restarts", "last_exit",
+                    "stdout", "stderr"):
+            assert key in s
+    r = running.call("status", names=["worker-*"])
+    assert [s["name"] for s in r["result"]] == ["worker-1", "worker-2"]
+    r = running.call("status", names=["wbe"])
+    assert r["ok"] is False
+    assert r["error"] == {"code": "not_found", "message": "no job named 'wbe' (did you mean 'web'?)"}
+
+
+def test_start_waits_for_running_and_stop_for_stopped(running):
+    t0 = time.monotonic()
+    r = running.call("start", names=["batch"])
+    assert r["ok"], r
+    assert time.monotonic() - t0 >= 0.2  # start_seconds passed before the reply
+    [o] = r["result"]
+    assert o["name"] == "batch" and o["ok"] and o["state"] == "running" and o["pid"] > 0
+    r = running.call("stop", names=["batch"])
+    assert r["ok"] and r["result"][0]["state"] == "stopped"
+    assert not pid_alive(o["pid"])
+
+
+def test_start_no_wait_returns_at_once(running):
+    r = running.call("start", names=["batch"], no_wait=True)
+    assert r["ok"]
+    assert r["result"][0]["state"] == "starting"
+
+
+def test_failed_start_says_why_and_where_to_look(vigil):
+    vigil.write_config({"bad": {"command": helper_cmd("exit", 1), "autostart": False}})
+    vigil.start()
+    r = vigil.call("start", names=["bad"])
+    assert r["ok"] is False
+    err = r["error"]
+    assert err["code"] == "failed"
+    assert err["message"].startswith("bad: exited with status 1 after ")
+    assert err["message"].endswith(f"(see {vigil.log_dir}/bad.err.log)")
+    assert err["jobs"][0]["name"] == "bad" and err["jobs"][0]["ok"] is False
+
+
+def test_restart_gives_new_pids_and_all_selects_everything(running):
+    before = {n: s["pid"] for n, s in running.status().items()}
+    r = running.call("restart", names=["all"])
+    assert r["ok"], r
+    after = {o["name"]: o["pid"] for o in r["result"]}
+    assert set(after) == {"web", "worker-1", "worker-2", "batch"}
+    for n in ("web", "worker-1", "worker-2"):
+        assert after[n] != before[n]
+
+
+def test_signal_by_name_and_number(vigil, tmp_path):
+    vigil.write_config({"a": sleeper()})
+    vigil.start()
+    pid = vigil.wait_state("a", "running")["pid"]
+    r = vigil.call("signal", names=["a"], signal="USR2")
+    assert r["ok"] and r["result"] == [{"name": "a", "pid": pid, "signal": "USR2"}]
+    # USR2's default action ends the helper: the job is restarted by policy.
+    wait_until(lambda: vigil.status("a")["last_exit"] == {"signal": "USR2"}, what="USR2 exit")
+    vigil.wait_state("a", "running")
+    r = vigil.call("signal", names=["a"], signal=9)
+    assert r["ok"] and r["result"][0]["signal"] == "KILL"
+    r = vigil.call("signal", names=["a"], signal="NOPE")
+    assert r["ok"] is False and r["error"]["code"] == "bad_request"
+
+
+def test_signal_to_a_stopped_job_is_not_running(running):
+    r = running.call("signal", names=["batch"], signal="HUP")
+    assert r["ok"] is False and r["error"]["code"] == "not_running"
+
+
+def test_logs_last_lines(vigil):
+    vigil.write_config({"p": {"command": helper_cmd("print", "line-out", "line-err")}})
+    vigil.start()
+    out = pathlib.Path(vigil.log_dir) / "p.out.log"
+    wait_until(lambda: out.exists() and out.read_text(), what="output")
+    r = vigil.call("logs", name="p", lines=5)
+    assert r["ok"], r
+    assert r["result"]["text"] == "line-out\n"
+    assert r["result"]["path"] == str(out)
+    r = vigil.call("logs", name="p", stream="stderr")
+    wait_until(lambda: vigil.call("logs", name="p", stream="stderr")["result"]["text"] == "line-err\n",
+               what="stderr text")
+
+
+def test_events_stream_state_changes(running):
+    c = running.client()
+    r = c.call("events")
+    assert r["ok"] and r["result"] == {"subscribed": True}
+    running.call("start", names=["batch"])
+    seen = []
+    while len(seen) < 2:
+        msg = c.read_message()
+        if msg.get("event") == "state" and msg["job"] == "batch":
+            seen.append((msg["from"], msg["to"]))
+            assert isinstance(msg["time"], float) or isinstance(msg["time"], int)
+    assert seen == [("stopped", "starting"), ("starting", "running")]
+    c.close()
+
+
+def test_malformed_and_unknown_requests_get_errors_on_one_connection(running):
+    c = running.client()
+    c.send_line(b"this is not json\n")
+    assert c.read_message()["error"]["code"] == "bad_request"
+    c.send_line(b'{"id": 7, "cmd": "stauts"}\n')
+    m = c.read_message()
+    assert m["id"] == 7 and m["error"]["code"] == "unknown_command"
+    assert "did you mean 'status'" in m["error"]["message"]
+    c.send_line(b'{"id": 8, "cmd": "status", "args": {"names": "web"}}\n')
+    assert c.read_message()["error"]["code"] == "bad_request"
+    c.send_line(b'{"id": 9, "cmd": "status", "args": {"names": ["web"]}}\n')
+    m = c.read_message()
+    assert m["id"] == 9 and m["ok"] and m["result"][0]["name"] == "web"
+    c.close()
+
+
+def test_socat_as_a_raw_client(running):
+    lines = b'{"id":1,"cmd":"version"}\nnot json\n{"id":3,"cmd":"nope"}\n{"id":4,"cmd":"status","args":{"names":["web"]}}\n'
+    r = subprocess.run(["socat", "-t", "5", "-", f"UNIX-CONNECT:{running.socket}"], input=lines,
+                       capture_output=True, timeout=30)
+    replies = [json.loads(l) for l in r.stdout.decode().splitlines()]
+    assert [m["ok"] for m in replies] == [True, False, False, True]
+    assert replies[1]["error"]["code"] == "bad_request"
+    assert replies[2]["error"]["code"] == "unknown_command"
+    assert replies[3]["result"][0]["state"] == "running"
+
+
+def test_oversized_request_gets_too_large_and_the_daemon_serves_on(running):
+    c = running.client()
+    try:
+        c.send_line(b'{"cmd": "status", "pad": "' + b"x" * (1024 * 1024 + 10) + b'"}\n')
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    m = c.read_message()
+    assert m["error"]["code"] == "too_large"
+    c.close()
+    assert running.call("version")["ok"]
+
+
+def test_200_clients_at_once(running):
+    clients = [running.client() for _ in range(200)]
+    for i, c in enumerate(clients):
+        c.send_line(json.dumps({"id": i, "cmd": "status"}).encode() + b"\n")
+    for i, c in enumerate(clients):
+        m = c.read_message()
+        assert m["id"] == i and m["ok"] and len(m["result"]) == 4
+    for c in clients:
+        c.close()
+
+
+def test_a_client_that_never_reads_does_not_hold_up_others(running):
+    # A client that asks for a lot and never reads what comes back.
+    hog = running.client()
+    hog.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    hog.sock.setblocking(False)
+    req = b'{"cmd":"status"}\n' * 2000
+    sent = 0
+    deadline = time.monotonic() + 10
+    while sent < len(req) and time.monotonic() < deadline:
+        try:
+            sent += hog.sock.send(req[sent:])
+        except BlockingIOError:
+            time.sleep(0.01)
+    # Others are still served, and quickly.
+    t0 = time.monotonic()
+    for _ in range(20):
+        assert running.call("status", names=["web"])["ok"]
+    assert time.monotonic() - t0 < 5
+    hog.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another uid")
+def test_another_uid_is_refused_even_when_the_mode_lets_it_connect(vigil):
+    # pytest's temp root is private to root: the socket goes where nobody can reach it.
+    shared = tempfile.mkdtemp(prefix="vigil-peer-")
+    os.chmod(shared, 0o755)
+    vigil.socket = os.path.join(shared, "vigil.sock")
+    vigil.write_config({"a": sleeper()}, supervisor={"socket_mode": "0666"})
+    vigil.start()
+    assert os.stat(vigil.socket).st_mode & 0o777 == 0o666
+    probe = ("import socket,sys\n"
+             "s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"
+             "print(s.makefile().readline())\n")  # refused before it can ask anything
+    r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                        "/usr/bin/python3", "-c", probe, vigil.socket],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    m = json.loads(r.stdout)
+    assert m["ok"] is False and m["error"]["code"] == "permission_denied"
+    assert "refused uid" in vigil.daemon_log()
+
+
+def test_reload_adds_removes_changes_and_keeps_unchanged_pids(vigil):
+    vigil.write_config({"keep": sleeper(), "change": sleeper(), "gone": sleeper()})
+    vigil.start()
+    pids = {n: vigil.wait_state(n, "running")["pid"] for n in ("keep", "change", "gone")}
+    vigil.write_config({"keep": sleeper(), "change": sleeper(env={"V": "2"}), "new": sleeper()})
+    r = vigil.call("reload")
+    assert r["ok"], r
+    assert r["result"] == {"added": ["new"], "changed": ["change"], "removed": ["gone"],
+                           "unchanged": ["keep"]}
+    vigil.wait_state("new", "running")
+    s = vigil.wait_state("change", "running")
+    assert s["pid"] != pids["change"]
+    assert vigil.status("keep")["pid"] == pids["keep"]
+    wait_until(lambda: not pid_alive(pids["gone"]), what="removed job to stop")
+    wait_until(lambda: "gone" not in vigil.status(), what="removed job to leave the table")
+
+
+def test_reload_of_a_broken_config_changes_nothing(vigil):
+    vigil.write_config({"a": sleeper()})
+    vigil.start()
+    pid = vigil.wait_state("a", "running")["pid"]
+    good = vigil.config.read_text()
+    vigil.config.write_text("jobs:\n  a:\n    command: [\"/bin/true\"]\n    stop_signal: BOGUS\n")
+    r = vigil.call("reload")
+    assert r["ok"] is False
+    assert r["error"]["code"] == "config_error"
+    assert r["error"]["errors"] == [f'{vigil.config}:4:18: jobs.a.stop_signal: "BOGUS" is not a signal (expected a name such as TERM, INT or HUP, or a number from 1 to 64)']
+    assert vigil.status("a")["pid"] == pid
+    # SIGHUP takes the same path and logs the located error.
+    os.kill(vigil.pid(), signal.SIGHUP)
+    wait_until(lambda: "reload: config not loaded; nothing changed" in vigil.daemon_log(),
+               what="the reload error in the daemon log")
+    assert f"{vigil.config}:4:18" in vigil.daemon_log()
+    assert vigil.status("a")["pid"] == pid
+    vigil.config.write_text(good)
+
+
+def test_sighup_reloads(vigil):
+    vigil.write_config({"a": sleeper()})
+    vigil.start()
+    vigil.wait_state("a", "running")
+    vigil.write_config({"a": sleeper(), "b": sleeper()})
+    os.kill(vigil.pid(), signal.SIGHUP)
+    vigil.wait_state("b", "running")
+
+
+def test_sigusr1_and_reopen_logs_reopen_the_daemon_log(vigil):
+    vigil.write_config({"a": sleeper()})
+    vigil.start()
+    moved = pathlib.Path(vigil.log + ".1")
+    os.rename(vigil.log, moved)
+    os.kill(vigil.pid(), signal.SIGUSR1)
+    wait_until(lambda: os.path.exists(vigil.log) and "log files reopened" in vigil.daemon_log(),
+               what="a new daemon log")
+    os.rename(vigil.log, moved)
+    assert vigil.call("reopen_logs") == {"id": 1, "ok": True, "result": {}}
+    assert "log files reopened" in vigil.daemon_log()
+
+
+def test_shutdown_replies_then_stops_everything(running):
+    pids = [s["pid"] for s in running.status().values() if s["pid"]]
+    daemon = running.pid()
+    assert running.call("shutdown") == {"id": 1, "ok": True, "result": {}}
+    wait_until(lambda: not pid_alive(daemon), timeout=20, what="vigild to exit")
+    assert not any(pid_alive(p) for p in pids)
