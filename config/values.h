@@ -51,7 +51,15 @@ Parsed<std::string> expand(std::string_view text,
 std::optional<std::string> did_you_mean(std::string_view word,
                                         const std::vector<std::string>& candidates);
 
-// Formats a duration for people: "250ms", "10s", "1m30s".
+// Formats a duration for people: "250ms", "10s", "1m30s". parse_duration accepts the result.
 std::string format_duration(Duration d);
+
+// Text as it should appear inside a message: in double quotes, with quotes, backslashes,
+// control characters and invalid UTF-8 escaped (\", \\, \n, \xNN), and cut to a readable
+// length, so a config with binary junk or a 4 MiB scalar still yields a one-line message.
+std::string quote(std::string_view text);
+
+// Like quote() without the surrounding quotes: for a key inside a key path.
+std::string printable(std::string_view text);
 
 }  // namespace vigil::config

@@ -14,8 +14,10 @@ inline constexpr std::size_t kMaxLine = 1024 * 1024;
 
 // Cuts a byte stream into lines. Bytes arrive in arbitrary pieces (partial lines, several
 // lines at once); each complete line is handed out without its '\n' (and without a
-// trailing '\r'). A line longer than the limit poisons the reader: feed() reports it
-// once and ignores everything after, since the stream can no longer be trusted.
+// trailing '\r'). Blank lines (nothing but spaces and tabs) are skipped. A line longer
+// than the limit poisons the reader: feed() reports it once and ignores everything after,
+// since the stream can no longer be trusted. The line handed to on_line is valid only
+// during the call.
 class LineReader {
  public:
   enum class Status { ok, too_large };
@@ -29,6 +31,9 @@ class LineReader {
   bool poisoned() const { return poisoned_; }
 
  private:
+  // Drops what is held and ignores the rest of the stream.
+  Status poison();
+
   std::size_t max_line_;
   std::string partial_;
   bool poisoned_ = false;

@@ -44,7 +44,9 @@ struct Request {
 };
 
 // Parses one request line. On failure returns the error and, where the line held one,
-// the id to answer with.
+// the id to answer with. A Request that comes out names a command of the table below and
+// its args have passed check_args(), so handlers may rely on their JSON types; whether
+// the named jobs exist is for the daemon to say.
 struct ParseFailure {
   json id;
   Error error;
@@ -78,5 +80,13 @@ struct CommandInfo {
 };
 const std::vector<CommandInfo>& commands();
 const CommandInfo* find_command(std::string_view name);
+
+// Checks a command's args against what it accepts (docs/protocol.md): no unknown
+// members, required ones present, each of the expected JSON type. Returns a bad_request
+// error saying which argument and what was expected, or nothing when they are fine.
+std::optional<Error> check_args(const CommandInfo& command, const json& args);
+
+// The unknown_command error for `name`, with a "did you mean" when a command is close.
+Error unknown_command_error(std::string_view name);
 
 }  // namespace vigil::protocol

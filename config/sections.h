@@ -1,0 +1,41 @@
+// Readers for the sections of a config file: `supervisor:`, one job under `jobs:`, and
+// `include:`. Each reads what it can and reports the rest. Internal to config/.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "reader.h"
+#include "spec.h"
+
+namespace vigil::config::internal {
+
+// One include pattern, ${VAR}-expanded, with where it was written.
+struct IncludeRef {
+  std::string pattern;
+  Location at;
+  std::string path;  // its key path, e.g. "supervisor.include[1]"
+};
+
+// A job as read from its file, before the defaults that depend on the whole config
+// (the log folder) are filled in.
+struct JobDraft {
+  JobSpec spec;
+  bool stdout_given = false;
+  bool stderr_given = false;
+  Location stderr_at;
+};
+
+// Reads `supervisor:` into `spec` (which holds the defaults) and collects its includes.
+void read_supervisor(Reader& reader, const Entry& section, SupervisorSpec& spec,
+                     std::vector<IncludeRef>& includes);
+
+// Reads one entry of `jobs:`.
+JobDraft read_job(Reader& reader, const Entry& entry);
+
+// Reads an `include:` value: one pattern or a list. `written` receives the patterns as
+// written, for SupervisorSpec::include.
+std::vector<IncludeRef> read_include(Reader& reader, const Entry& entry,
+                                     std::vector<std::string>* written);
+
+}  // namespace vigil::config::internal

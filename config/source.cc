@@ -1,0 +1,257 @@
+// Reading and parsing one config file. yaml-cpp is the only YAML parser here, and this
+// file is where its exceptions stop: everything it throws becomes a Diagnostic.
+#include "source.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <sstream>
+
+#include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
+
+#include "internal.h"
+#include "values.h"
+
+namespace vigil::config::internal {
+namespace {
+
+// Receives yaml-cpp's parse events to find quoted scalars that never end. yaml-cpp 0.7
+// accepts `key: "abc` followed by a newline at the end of a file, swallowing the rest
+// of the file into the string; the event stream still tells where each quoted scalar
+// starts, so the text can be checked for its closing quote.
+class QuoteChecker : public YAML::EventHandler {
+ public:
+  QuoteChecker(const std::string& text, std::size_t bom) : text_(text), bom_(bom) {}
+
+  std::optional<YAML::Mark> unterminated;
+
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t,
+                const std::string&) override {
+    if (unterminated || tag != "!" || mark.pos < 0) return;
+    const std::size_t start = static_cast<std::size_t>(mark.pos) + bom_;
+    if (start >= text_.size()) return;
+    const char quote = text_[start];
+    if (quote != '"' && quote != '\'') return;
+    std::size_t i = start + 1;
+    while (i < text_.size()) {
+      if (quote == '"' && text_[i] == '\\') {
+        i += 2;
+      } else if (quote == '\'' && text_[i] == '\'' && i + 1 < text_.size() &&
+                 text_[i + 1] == '\'') {
+        i += 2;  // '' is an escaped quote inside a single-quoted string
+      } else if (text_[i] == quote) {
+        return;
+      } else {
+        ++i;
+      }
+    }
+    unterminated = mark;
+  }
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+ private:
+  const std::string& text_;
+  std::size_t bom_;
+};
+
+}  // namespace
+
+FileData read_file(const std::string& path) {
+  FileData data;
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    data.error = errno;
+    return data;
+  }
+  struct stat st{};
+  if (fstat(fd, &st) != 0) {
+    data.error = errno;
+  } else if (S_ISDIR(st.st_mode)) {
+    data.error = EISDIR;
+  } else if (S_ISREG(st.st_mode) && static_cast<std::size_t>(st.st_size) > kMaxFileBytes) {
+    data.too_large = static_cast<std::size_t>(st.st_size);
+  } else {
+    data.device = st.st_dev;
+    data.inode = st.st_ino;
+    char buffer[65536];
+    for (;;) {
+      const ssize_t n = read(fd, buffer, sizeof buffer);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        data.error = errno;
+        break;
+      }
+      if (n == 0) break;
+      data.text.append(buffer, static_cast<std::size_t>(n));
+      if (data.text.size() > kMaxFileBytes) {
+        data.too_large = data.text.size();
+        data.text.clear();
+        break;
+      }
+    }
+  }
+  close(fd);
+  return data;
+}
+
+std::string too_large_message(std::size_t size) {
+  return "too large for a config file (" + std::to_string(size) +
+         " bytes; expected at most 4 MiB)";
+}
+
+Source::Source(std::string display, std::string text)
+    : display_(std::move(display)), text_(std::move(text)) {
+  if (text_.starts_with("\xEF\xBB\xBF")) bom_ = 3;
+}
+
+std::optional<Diagnostic> Source::check_text() const {
+  int line = 1, column = 1;
+  std::size_t i = 0;
+  while (i < text_.size()) {
+    const unsigned char c = static_cast<unsigned char>(text_[i]);
+    const std::size_t length = utf8_length_at(text_, i);
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "0x%02x", c);
+    if (length == 0) {
+      return Diagnostic{{display_, line, column}, std::string("expected UTF-8 text, got the byte ") + hex};
+    }
+    if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) {
+      return Diagnostic{{display_, line, column},
+                        std::string("expected text, got the control character ") + hex};
+    }
+    if (c == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+    i += length;
+  }
+  return std::nullopt;
+}
+
+std::optional<Diagnostic> Source::check_quotes() const {
+  QuoteChecker checker(text_, bom_);
+  std::istringstream in(text_);
+  YAML::Parser parser(in);
+  while (parser.HandleNextDocument(checker)) {
+    if (checker.unterminated) break;
+  }
+  if (!checker.unterminated) return std::nullopt;
+  const char quote = text_[static_cast<std::size_t>(checker.unterminated->pos) + bom_];
+  return Diagnostic{where(*checker.unterminated),
+                    std::string("YAML syntax error: missing closing ") + quote +
+                        " (this quoted string runs to the end of the file)"};
+}
+
+std::string Source::tab_hint(int line) const {
+  // yaml-cpp reports tab indentation as "illegal map value" and the like; naming the
+  // line with the tab points at the real cause.
+  int current = 1;
+  std::size_t start = 0;
+  while (start < text_.size() && current <= line) {
+    std::size_t i = start;
+    bool tab = false;
+    while (i < text_.size() && (text_[i] == ' ' || text_[i] == '\t')) tab |= text_[i++] == '\t';
+    const bool content = i < text_.size() && text_[i] != '\n' && text_[i] != '\r' && text_[i] != '#';
+    if (tab && content) {
+      return " (line " + std::to_string(current) +
+             " is indented with a tab; YAML indentation must use spaces)";
+    }
+    const std::size_t end = text_.find('\n', start);
+    if (end == std::string::npos) break;
+    start = end + 1;
+    ++current;
+  }
+  return "";
+}
+
+bool Source::parse(std::vector<Diagnostic>& errors) {
+  if (std::optional<Diagnostic> problem = check_text()) {
+    errors.push_back(*problem);
+    return false;
+  }
+  std::vector<YAML::Node> documents;
+  try {
+    documents = YAML::LoadAll(text_);
+    if (std::optional<Diagnostic> problem = check_quotes()) {
+      errors.push_back(*problem);
+      return false;
+    }
+  } catch (const YAML::DeepRecursion& e) {
+    // yaml-cpp's own message for this is "bad file".
+    errors.push_back({where(e.mark), "YAML syntax error: nested too deeply (expected at most " +
+                                         std::to_string(e.depth() - 1) +
+                                         " levels of lists and mappings)"});
+    return false;
+  } catch (const YAML::Exception& e) {
+    const Location at = where(e.mark);
+    errors.push_back({at, "YAML syntax error: " + e.msg + tab_hint(at.line)});
+    return false;
+  } catch (const std::exception& e) {
+    errors.push_back({{display_, 0, 0}, std::string("cannot parse the YAML: ") + e.what()});
+    return false;
+  }
+  if (documents.size() > 1) {
+    errors.push_back({where(documents[1]),
+                      "expected a single YAML document, found a second one (--- starts a new "
+                      "document)"});
+  }
+  if (!documents.empty()) root_ = documents.front();
+  return true;
+}
+
+Location Source::where(const YAML::Mark& mark) const {
+  if (mark.is_null() || mark.line < 0) return {display_, 0, 0};
+  Location at{display_, mark.line + 1, mark.column + 1};
+  if (mark.pos < 0) return at;
+  // yaml-cpp counts columns in bytes; people and editors count characters.
+  const std::size_t pos = std::min(static_cast<std::size_t>(mark.pos) + bom_, text_.size());
+  std::size_t start = 0;
+  if (pos > 0) {
+    const std::size_t newline = text_.rfind('\n', pos - 1);
+    if (newline != std::string::npos) start = newline + 1;
+  }
+  if (start < bom_) start = std::min(bom_, pos);
+  int column = 1;
+  for (std::size_t i = start; i < pos;) {
+    const std::size_t length = utf8_length_at(text_, i);
+    i += length == 0 ? 1 : length;
+    ++column;
+  }
+  at.column = column;
+  return at;
+}
+
+bool Source::explicit_null(const YAML::Node& node) const {
+  const YAML::Mark mark = node.Mark();
+  if (mark.pos < 0) return false;
+  const std::size_t pos = static_cast<std::size_t>(mark.pos) + bom_;
+  if (pos >= text_.size()) return false;
+  const std::string_view rest = std::string_view(text_).substr(pos);
+  for (std::string_view literal : {"null", "Null", "NULL", "~"}) {
+    if (!rest.starts_with(literal)) continue;
+    if (rest.size() == literal.size()) return true;
+    const char next = rest[literal.size()];
+    if (next == ' ' || next == '\t' || next == '\n' || next == '\r' || next == ',' ||
+        next == ']' || next == '}' || next == '#') {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace vigil::config::internal
