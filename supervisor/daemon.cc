@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -107,11 +108,14 @@ Daemon::Daemon(config::Config cfg, config::Environment env, Logger& log)
     : cfg_(std::move(cfg)), env_(std::move(env)), log_(log) {
   uv_loop_init(&loop_);
   spawner_ = std::make_unique<Spawner>(job_base_environment(), cfg_.supervisor.umask);
+  writer_ = std::make_unique<LogWriter>(&loop_);
   server_ = std::make_unique<ControlServer>(&loop_, *this, log_);
 }
 
 Daemon::~Daemon() {
   server_.reset();
+  outputs_.clear();
+  writer_.reset();
   timers_.clear();
   signals_.clear();
   shutdown_timer_.reset();
@@ -181,7 +185,13 @@ void Daemon::run_effects() {
             [&](const core::Spawn& s) {
               core::Job* job = sup_.find(s.job);
               if (job == nullptr) return;
-              SpawnResult r = spawner_->spawn(job->spec());
+              ChildStdio io;  // the parent's copies close when the spawn is over
+              SpawnResult r;
+              if (auto err = output_for(*job).prepare(io); !err.empty()) {
+                r.error = err;
+              } else {
+                r = spawner_->spawn(job->spec(), io);
+              }
               if (r.pid > 0) {
                 sup_.spawned(s.job, r.pid, now(), fx_);
               } else {
@@ -218,7 +228,14 @@ void Daemon::run_effects() {
                 server_->send(client, protocol::encode_event(id, "state", fields));
               }
             },
-            [&](const core::Forget& f) { timers_.erase(f.job); },
+            [&](const core::Forget& f) {
+              timers_.erase(f.job);
+              followers_.erase(f.job);
+              if (auto it = outputs_.find(f.job); it != outputs_.end()) {
+                it->second->drain();
+                outputs_.erase(it);
+              }
+            },
             [&](const core::Reply& r) {
               auto it = waiting_.find(r.waiter);
               if (it == waiting_.end()) return;
@@ -236,6 +253,42 @@ void Daemon::run_effects() {
         effect);
   }
   maybe_finish();
+}
+
+JobOutput& Daemon::output_for(const core::Job& job) {
+  auto& slot = outputs_[job.name()];
+  if (!slot) {
+    const std::string name = job.name();
+    slot = std::make_unique<JobOutput>(
+        &loop_, *writer_, job.spec(),
+        [this, name](JobOutput::Stream s, std::string_view text) { on_output(name, s, text); },
+        [this, name](const std::string& error) {
+          if (error.empty()) {
+            log_.info(name + ": writing its log works again");
+          } else {
+            log_.error(name + ": " + error + "; the job keeps running, its output is dropped");
+          }
+        });
+  } else {
+    slot->redefine(job.spec());
+  }
+  return *slot;
+}
+
+void Daemon::on_output(const std::string& job, JobOutput::Stream stream, std::string_view text) {
+  auto it = followers_.find(job);
+  if (it == followers_.end()) return;
+  json fields;  // built once, for every follower of this stream
+  for (const auto& f : it->second) {
+    if (f.stream != stream) continue;
+    if (fields.is_null()) {
+      fields = {{"name", job},
+                {"stream", stream == JobOutput::Stream::out ? "stdout" : "stderr"},
+                {"text", std::string(text)}};
+    }
+    // A follower that does not keep up is dropped by the server once its queue is full.
+    server_->send(f.client, protocol::encode_event(f.id, "log", fields));
+  }
 }
 
 void Daemon::on_sigchld() {
@@ -297,6 +350,10 @@ void Daemon::finish() {
   if (finished_) return;
   finished_ = true;
   log_.info("all jobs stopped; exiting");
+  // What the jobs wrote last is still in their pipes: it goes to disk before we go.
+  for (auto& [name, out] : outputs_) out->drain();
+  writer_->flush();
+  outputs_.clear();
   server_->close();
   pidfile_.release();
   timers_.clear();
@@ -340,7 +397,7 @@ std::variant<core::ReloadReport, std::vector<std::string>> Daemon::reload() {
 
 void Daemon::reopen_logs() {
   if (auto err = log_.reopen(); !err.empty()) log_.error(err);
-  // Job logs are opened afresh at every spawn; running jobs hold their own descriptors.
+  writer_->reopen_all();
   log_.info("log files reopened");
 }
 
@@ -367,6 +424,11 @@ void Daemon::on_request(ClientId client, const Peer& peer, protocol::Request req
 
 void Daemon::on_disconnect(ClientId client) {
   event_subscribers_.erase(client);
+  for (auto& [job, list] : followers_) {
+    list.erase(std::remove_if(list.begin(), list.end(),
+                              [&](const Follower& f) { return f.client == client; }),
+               list.end());
+  }
   for (auto it = waiting_.begin(); it != waiting_.end();) {
     if (it->second.client == client) {
       sup_.cancel_wait(it->first);
@@ -391,7 +453,11 @@ void Daemon::cmd_status(ClientId c, const protocol::Request& r) {
   const auto t = now();
   json result = json::array();
   for (core::Job* job : std::get<std::vector<core::Job*>>(picked)) {
-    result.push_back(core::status_json(*job, t));
+    json st = core::status_json(*job, t);
+    auto out = outputs_.find(job->name());
+    std::string log_error = out == outputs_.end() ? std::string{} : out->second->log_error();
+    st["log_error"] = log_error.empty() ? json(nullptr) : json(log_error);
+    result.push_back(std::move(st));
   }
   server_->send_result(c, r.id, result);
 }
@@ -509,13 +575,16 @@ void Daemon::cmd_logs(ClientId c, const protocol::Request& r) {
   if (out.kind != config::Output::Kind::file) {
     return server_->send_error(c, r.id, {code::not_found, job->name() + ": " + stream + " is not logged (it goes to null)", nullptr});
   }
-  if (follow) {
-    return server_->send_error(c, r.id, {code::bad_request, "args.follow: following a log needs log capture by vigild, which this build does not have yet", nullptr});
-  }
   std::string error;
   std::string text = tail_lines(out.path, lines, error);
   if (!error.empty()) return server_->send_error(c, r.id, {code::internal, error, nullptr});
   server_->send_result(c, r.id, {{"name", job->name()}, {"stream", stream}, {"path", out.path}, {"text", text}});
+  if (follow) {
+    // Merged stderr arrives on the stdout pipe.
+    const bool merged = spec.stderr_log.kind == config::Output::Kind::merge;
+    const auto s = stream == "stderr" && !merged ? JobOutput::Stream::err : JobOutput::Stream::out;
+    followers_[job->name()].push_back({c, r.id, s});
+  }
 }
 
 void Daemon::cmd_events(ClientId c, const protocol::Request& r) {

@@ -13,6 +13,8 @@
 
 #include "control_server.h"
 #include "effects.h"
+#include "job_output.h"
+#include "log_writer.h"
 #include "loader.h"
 #include "logger.h"
 #include "pidfile.h"
@@ -44,12 +46,20 @@ class Daemon : public ControlServer::Handler {
     ControlServer::ClientId client;
     protocol::json id;
   };
+  struct Follower {
+    ControlServer::ClientId client;
+    protocol::json id;
+    JobOutput::Stream stream;
+  };
   struct JobTimer {
     std::unique_ptr<Timer> timer;
     std::chrono::milliseconds deadline{0};
   };
 
   core::Instant now();
+  // The job's output capture, made on first use and kept in step with its definition.
+  JobOutput& output_for(const core::Job& job);
+  void on_output(const std::string& job, JobOutput::Stream stream, std::string_view text);
   void run_effects();
   void on_sigchld();
   void on_job_timer(const std::string& job);
@@ -84,6 +94,10 @@ class Daemon : public ControlServer::Handler {
   core::Supervisor sup_;
   core::Effects fx_;
   std::unique_ptr<Spawner> spawner_;
+  // Declared before the outputs that write through it, so it outlives them.
+  std::unique_ptr<LogWriter> writer_;
+  std::map<std::string, std::unique_ptr<JobOutput>> outputs_;
+  std::map<std::string, std::vector<Follower>> followers_;  // job -> live `logs -f` clients
   std::unique_ptr<ControlServer> server_;
   Pidfile pidfile_;
   std::vector<std::unique_ptr<SignalWatcher>> signals_;

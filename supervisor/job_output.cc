@@ -1,4 +1,4 @@
-// Job output destinations: log files opened for append.
+// Job output capture: pipes read by the loop, written by the LogWriter thread.
 #include "job_output.h"
 
 #include <fcntl.h>
@@ -6,52 +6,239 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
 
 #include "fsutil.h"
+#include "uv_handle.h"
 
 namespace vigil {
 
 namespace {
 
-// Opens one destination. `path` empty means /dev/null.
-int open_one(const config::Output& o, std::string& error) {
-  if (o.kind == config::Output::Kind::discard) {
-    int fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
-    if (fd < 0) error = "cannot open /dev/null: " + fs::errno_text(errno);
-    return fd;
-  }
-  int fd = fs::open_append(o.path, 0640);
-  if (fd < 0) {
-    error = "cannot open log " + o.path + ": " + fs::errno_text(-fd);
-    return -1;
-  }
-  return fd;
+// Output of one stream read but not yet on disk. At the cap, vigild stops reading and the
+// job blocks on its full pipe: the job slows to the disk's pace, nothing is lost, and
+// vigild's memory does not grow with the volume.
+constexpr std::size_t kMaxInFlight = 4 * LogWriter::kChunkSize;
+// A larger pipe means fewer wakeups for a job writing flat out.
+constexpr int kPipeSize = 1024 * 1024;
+
+LogPolicy policy_of(const config::JobSpec& spec) {
+  return LogPolicy{spec.log_max_size, spec.log_backups, 0640};
 }
+
+bool logged(const config::Output& o) { return o.kind == config::Output::Kind::file; }
 
 }  // namespace
 
-JobStdio::~JobStdio() {
-  if (err_ >= 0 && err_ != out_) ::close(err_);
-  if (out_ >= 0) ::close(out_);
+struct JobOutput::Reader {
+  JobOutput* owner;
+  uv_pipe_t* pipe;
+  Stream stream;
+  LogWriter::StreamId id;
+  Chunk pending;  // the buffer handed to libuv for the next read
+  bool paused = false;
+  LineStamper stamper;  // for log_timestamps
+};
+
+ChildStdio::~ChildStdio() {
+  if (err >= 0 && err != out) ::close(err);
+  if (out >= 0) ::close(out);
 }
 
-JobStdio::JobStdio(JobStdio&& other) noexcept : out_(other.out_), err_(other.err_) {
-  other.out_ = other.err_ = -1;
+JobOutput::JobOutput(uv_loop_t* loop, LogWriter& writer, const config::JobSpec& spec, Tap tap,
+                     Alarm alarm)
+    : loop_(loop), writer_(writer), tap_(std::move(tap)), alarm_(std::move(alarm)), spec_(spec) {
+  open_streams(spec_);
 }
 
-std::string JobStdio::open(const config::JobSpec& spec) {
-  std::string error;
-  out_ = open_one(spec.stdout_log, error);
-  if (out_ < 0) return error;
-  if (spec.stderr_log.kind == config::Output::Kind::merge) {
-    err_ = out_;
+JobOutput::~JobOutput() {
+  while (!readers_.empty()) remove_reader(readers_.front().get());
+  close_streams();
+}
+
+void JobOutput::open_streams(const config::JobSpec& spec) {
+  const LogPolicy policy = policy_of(spec);
+  if (logged(spec.stdout_log)) {
+    out_id_ = writer_.open(spec.stdout_log.path, policy,
+                           [this](std::size_t n) { written(out_id_, n); });
+  }
+  if (logged(spec.stderr_log)) {
+    err_id_ = writer_.open(spec.stderr_log.path, policy,
+                           [this](std::size_t n) { written(err_id_, n); });
+  }
+}
+
+void JobOutput::close_streams() {
+  if (out_id_ != 0) writer_.close(out_id_);
+  if (err_id_ != 0) writer_.close(err_id_);
+  out_id_ = err_id_ = 0;
+}
+
+void JobOutput::redefine(const config::JobSpec& spec) {
+  const bool same_files = spec.stdout_log == spec_.stdout_log && spec.stderr_log == spec_.stderr_log;
+  spec_ = spec;
+  if (same_files) {
+    if (out_id_ != 0) writer_.set_policy(out_id_, policy_of(spec));
+    if (err_id_ != 0) writer_.set_policy(err_id_, policy_of(spec));
+    return;
+  }
+  // Other files: readers of the old pipes go on draining into the old files until EOF.
+  for (auto& r : readers_) r->id = 0;
+  close_streams();
+  open_streams(spec_);
+}
+
+std::string JobOutput::prepare(ChildStdio& io) {
+  auto make = [&](const config::Output& o, Stream stream, LogWriter::StreamId id) -> int {
+    if (!logged(o)) {
+      int fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+      return fd < 0 ? -errno : fd;
+    }
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) < 0) return -errno;
+    ::fcntl(p[0], F_SETPIPE_SZ, kPipeSize);  // best effort: the default works too
+    add_reader(p[0], stream, id);
+    return p[1];
+  };
+  io.out = make(spec_.stdout_log, Stream::out, out_id_);
+  if (io.out < 0) {
+    int err = -io.out;
+    io.out = -1;
+    return "cannot create a pipe for stdout: " + fs::errno_text(err);
+  }
+  if (spec_.stderr_log.kind == config::Output::Kind::merge) {
+    io.err = io.out;
     return {};
   }
-  err_ = open_one(spec.stderr_log, error);
-  return err_ < 0 ? error : std::string{};
+  io.err = make(spec_.stderr_log, Stream::err, err_id_);
+  if (io.err < 0) {
+    int err = -io.err;
+    io.err = -1;
+    return "cannot create a pipe for stderr: " + fs::errno_text(err);
+  }
+  return {};
 }
 
-std::string tail_lines(const std::string& path, std::size_t lines, std::string& error) {
+JobOutput::Reader* JobOutput::add_reader(int fd, Stream stream, LogWriter::StreamId id) {
+  auto r = std::make_unique<Reader>(Reader{this, nullptr, stream, id, {}, false, {}});
+  r->pipe = new_handle<uv_pipe_t>(r.get());
+  uv_pipe_init(loop_, r->pipe, 0);
+  uv_pipe_open(r->pipe, fd);
+  Reader* raw = r.get();
+  readers_.push_back(std::move(r));
+  uv_read_start(
+      reinterpret_cast<uv_stream_t*>(raw->pipe),
+      [](uv_handle_t* h, std::size_t, uv_buf_t* buf) {
+        auto* rd = static_cast<Reader*>(h->data);
+        if (rd == nullptr) {
+          *buf = uv_buf_init(nullptr, 0);
+          return;
+        }
+        if (!rd->pending.data) rd->pending = rd->owner->writer_.take_buffer();
+        *buf = uv_buf_init(rd->pending.data.get(), LogWriter::kChunkSize);
+      },
+      [](uv_stream_t* s, ssize_t n, const uv_buf_t*) {
+        auto* rd = static_cast<Reader*>(s->data);
+        if (rd == nullptr || n == 0) return;
+        JobOutput* self = rd->owner;
+        if (n < 0) {  // EOF: every writer of this pipe is gone
+          self->remove_reader(rd);
+          return;
+        }
+        Chunk chunk = std::move(rd->pending);
+        chunk.size = static_cast<std::size_t>(n);
+        if (self->spec_.log_timestamps) chunk = self->stamp(*rd, std::move(chunk));
+        if (self->tap_) self->tap_(rd->stream, std::string_view(chunk.data.get(), chunk.size));
+        if (rd->id == 0) return;  // its file was replaced by reload; nothing to write to
+        self->writer_.write(rd->id, std::move(chunk));
+        std::size_t& flight = self->in_flight_[rd->id];
+        flight += static_cast<std::size_t>(n);
+        if (flight >= kMaxInFlight) {
+          uv_read_stop(s);
+          rd->paused = true;
+        }
+      });
+  return raw;
+}
+
+Chunk JobOutput::stamp(Reader& r, Chunk raw) {
+  // Stamped here, on the loop, so the file and live followers see the same bytes.
+  struct timespec ts {};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  std::string out;
+  out.reserve(raw.size + 64);
+  r.stamper.apply(std::string_view(raw.data.get(), raw.size), LineStamper::prefix(ts), out);
+  Chunk stamped;
+  if (out.size() <= LogWriter::kChunkSize) {
+    stamped = std::move(raw);  // reuse the buffer when it fits
+  } else {
+    stamped.data = std::make_unique<char[]>(out.size());
+  }
+  std::memcpy(stamped.data.get(), out.data(), out.size());
+  stamped.size = out.size();
+  stamped.capacity = std::max(out.size(), stamped.capacity);
+  return stamped;
+}
+
+void JobOutput::remove_reader(Reader* r) {
+  close_handle(r->pipe);
+  readers_.remove_if([&](const auto& p) { return p.get() == r; });
+}
+
+void JobOutput::written(LogWriter::StreamId id, std::size_t bytes) {
+  if (alarm_) {
+    std::string now = writer_.health(id).error;
+    if (now != last_error_) {
+      last_error_ = now;
+      alarm_(now);
+    }
+  }
+  std::size_t& flight = in_flight_[id];
+  flight -= std::min(flight, bytes);
+  if (flight >= kMaxInFlight) return;
+  for (auto& r : readers_) {
+    if (r->id == id && r->paused) {
+      r->paused = false;
+      uv_read_start(reinterpret_cast<uv_stream_t*>(r->pipe),
+                    reinterpret_cast<uv_stream_t*>(r->pipe)->alloc_cb,
+                    reinterpret_cast<uv_stream_t*>(r->pipe)->read_cb);
+    }
+  }
+}
+
+void JobOutput::drain() {
+  for (auto& r : readers_) {
+    uv_os_fd_t fd = -1;
+    if (r->id == 0 || uv_fileno(reinterpret_cast<uv_handle_t*>(r->pipe), &fd) != 0) continue;
+    for (;;) {
+      Chunk chunk = writer_.take_buffer();
+      ssize_t n = ::read(fd, chunk.data.get(), LogWriter::kChunkSize);
+      if (n <= 0) break;  // EOF, or nothing more without waiting (the pipe is non-blocking)
+      chunk.size = static_cast<std::size_t>(n);
+      writer_.write(r->id, std::move(chunk));
+    }
+  }
+}
+
+std::string JobOutput::log_error() const {
+  for (auto id : {out_id_, err_id_}) {
+    if (id == 0) continue;
+    auto h = writer_.health(id);
+    if (!h.error.empty()) {
+      return h.error + " (" + std::to_string(h.dropped) + " bytes dropped so far)";
+    }
+  }
+  return {};
+}
+
+namespace {
+
+// The last `lines` lines of one file, and how many lines that is.
+std::string tail_one(const std::string& path, std::size_t lines, std::size_t& found,
+                     std::string& error) {
+  found = 0;
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     // A job that has not written yet has no log yet: that is an empty log, not an error.
@@ -62,34 +249,43 @@ std::string tail_lines(const std::string& path, std::size_t lines, std::string& 
   ::fstat(fd, &st);
   off_t end = st.st_size;
   std::string data;  // the tail read so far, in file order
-  constexpr off_t kChunk = 64 * 1024;
-  std::size_t newlines = 0;
-  // A final line without '\n' counts as a line too.
-  bool counted_last = false;
+  constexpr off_t kBlock = 64 * 1024;
   while (end > 0) {
-    off_t start = std::max<off_t>(0, end - kChunk);
-    std::string chunk(static_cast<std::size_t>(end - start), '\0');
-    ssize_t n = ::pread(fd, chunk.data(), chunk.size(), start);
+    off_t start = std::max<off_t>(0, end - kBlock);
+    std::string block(static_cast<std::size_t>(end - start), '\0');
+    ssize_t n = ::pread(fd, block.data(), block.size(), start);
     if (n <= 0) break;
-    chunk.resize(static_cast<std::size_t>(n));
-    data.insert(0, chunk);
+    block.resize(static_cast<std::size_t>(n));
+    data.insert(0, block);
     end = start;
-    if (!counted_last && !data.empty()) {
-      counted_last = true;
-      if (data.back() != '\n') ++newlines;
-    }
-    newlines += static_cast<std::size_t>(std::count(chunk.begin(), chunk.end(), '\n'));
-    if (newlines > lines) break;
+    // Enough once there are more line ends than lines wanted (the last may lack one).
+    if (static_cast<std::size_t>(std::count(data.begin(), data.end(), '\n')) > lines) break;
   }
   ::close(fd);
-  if (lines == 0) return {};
-  // Keep the last `lines` lines: find the start after the (lines)-th newline from the end.
+  if (data.empty() || lines == 0) return {};
   std::size_t pos = data.size();
-  if (!data.empty() && data.back() == '\n') --pos;
-  for (std::size_t seen = 0; pos > 0; --pos) {
-    if (data[pos - 1] == '\n' && ++seen == lines) break;
+  if (data.back() == '\n') --pos;
+  for (; pos > 0; --pos) {
+    if (data[pos - 1] == '\n' && ++found == lines) break;
   }
+  if (pos == 0) found = static_cast<std::size_t>(std::count(data.begin(), data.end(), '\n')) +
+                        (data.back() == '\n' ? 0 : 1);
   return data.substr(pos);
+}
+
+}  // namespace
+
+std::string tail_lines(const std::string& path, std::size_t lines, std::string& error) {
+  std::size_t found = 0;
+  std::string text = tail_one(path, lines, found, error);
+  if (found < lines && error.empty()) {
+    // Short: the rest comes from the file rotated last.
+    std::size_t older = 0;
+    std::string before = tail_one(path + ".1", lines - found, older, error);
+    if (!before.empty() && before.back() != '\n') before += '\n';
+    text = before + text;
+  }
+  return text;
 }
 
 }  // namespace vigil

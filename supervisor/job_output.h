@@ -1,38 +1,82 @@
-// Where a job's stdout and stderr go. Today: log files the job writes to directly (opened
-// by vigild for append, mode 0640, folders created 0750), /dev/null for "null", one shared
-// file for "stderr: stdout". This module is the one place that decides it, so moving
-// capture into vigild (pipes, rotation, live follow) changes only this file's inside.
+// Where a job's stdout and stderr go. A logged stream is a pipe that vigild reads: what
+// the job writes is handed to the LogWriter thread (rotation, timestamps, reopen) and to
+// anyone following the log live. "null" is /dev/null with no pipe at all, and
+// "stderr: stdout" shares stdout's pipe. This module is the one place that decides it.
 #pragma once
 
-#include <string>
+#include <uv.h>
 
+#include <functional>
+#include <list>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "log_writer.h"
 #include "spec.h"
 
 namespace vigil {
 
-// The descriptors a new job process gets as its stdout and stderr. Owns them: the daemon
-// keeps none once the child has them.
-class JobStdio {
- public:
-  JobStdio() = default;
-  ~JobStdio();
-  JobStdio(JobStdio&& other) noexcept;
-  JobStdio& operator=(JobStdio&&) = delete;
-  JobStdio(const JobStdio&) = delete;
-
-  int out() const { return out_; }
-  int err() const { return err_; }
-
-  // Opens what `spec` asks for. Returns "" or the reason ("cannot open log ...").
-  std::string open(const config::JobSpec& spec);
-
- private:
-  int out_ = -1;
-  int err_ = -1;
+// The descriptors a new job process gets as its stdout and stderr, owned until the spawn
+// is over (the parent keeps none of them afterwards).
+struct ChildStdio {
+  int out = -1;
+  int err = -1;
+  ChildStdio() = default;
+  ChildStdio(const ChildStdio&) = delete;
+  ChildStdio& operator=(const ChildStdio&) = delete;
+  ~ChildStdio();
 };
 
-// The last `lines` lines of a log file (all of it when shorter), reading backwards from
-// the end so a large log costs only what is returned. Returns "" or sets `error`.
+class JobOutput {
+ public:
+  enum class Stream { out, err };
+  // Called on the loop with output as it is read (for live followers).
+  using Tap = std::function<void(Stream, std::string_view)>;
+  // Called when writing a log starts failing (with the reason) or works again ("").
+  using Alarm = std::function<void(const std::string&)>;
+
+  JobOutput(uv_loop_t* loop, LogWriter& writer, const config::JobSpec& spec, Tap tap,
+            Alarm alarm);
+  ~JobOutput();
+  JobOutput(const JobOutput&) = delete;
+  JobOutput& operator=(const JobOutput&) = delete;
+
+  // Takes the new definition's paths and rotation settings for the next spawn.
+  void redefine(const config::JobSpec& spec);
+  // Makes the descriptors for the next process. Returns "" or the reason.
+  std::string prepare(ChildStdio& io);
+  // The LogWriter wrote `bytes` of this job's stream: read more if reading was paused.
+  void written(LogWriter::StreamId id, std::size_t bytes);
+  bool owns(LogWriter::StreamId id) const { return id == out_id_ || id == err_id_; }
+  // Reads what is left in the pipes without waiting (at shutdown, after the jobs exit).
+  void drain();
+  // Health of the log files: the first error, or "".
+  std::string log_error() const;
+
+ private:
+  struct Reader;
+  void open_streams(const config::JobSpec& spec);
+  void close_streams();
+  Reader* add_reader(int fd, Stream stream, LogWriter::StreamId id);
+  void remove_reader(Reader* r);
+  Chunk stamp(Reader& r, Chunk raw);
+
+  uv_loop_t* loop_;
+  LogWriter& writer_;
+  Tap tap_;
+  Alarm alarm_;
+  std::string last_error_;
+  config::JobSpec spec_;
+  std::map<LogWriter::StreamId, std::size_t> in_flight_;
+  LogWriter::StreamId out_id_ = 0;  // 0: not logged to a file
+  LogWriter::StreamId err_id_ = 0;
+  std::list<std::unique_ptr<Reader>> readers_;  // one per live pipe (old ones drain to EOF)
+};
+
+// The last `lines` lines of a job log, reading backwards from the end and into the
+// rotated file (path.1) when the current one is shorter. Sets `error` on failure.
 std::string tail_lines(const std::string& path, std::size_t lines, std::string& error);
 
 }  // namespace vigil

@@ -189,7 +189,7 @@ Spawner::Spawner(std::vector<std::string> base_env, mode_t umask)
   devnull_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
-SpawnResult Spawner::spawn(const config::JobSpec& spec) {
+SpawnResult Spawner::spawn(const config::JobSpec& spec, const ChildStdio& io) {
   if (spec.argv.empty()) return {0, "empty command"};
 
   std::vector<std::string> env = base_env_;
@@ -248,9 +248,6 @@ SpawnResult Spawner::spawn(const config::JobSpec& spec) {
     if (path.empty()) return {0, "cannot exec " + argv0 + ": not found in PATH (" + search + ")"};
   }
 
-  JobStdio io;
-  if (auto err = io.open(spec); !err.empty()) return {0, err};
-
   std::vector<std::string> argv_store = spec.argv;
   auto argv = c_strings(argv_store);
   auto envp = c_strings(env);
@@ -264,8 +261,8 @@ SpawnResult Spawner::spawn(const config::JobSpec& spec) {
   plan.cwd = spec.cwd.c_str();
   plan.umask = spec.umask.value_or(umask_);
   plan.stdin_fd = devnull_;
-  plan.stdout_fd = io.out();
-  plan.stderr_fd = io.err();
+  plan.stdout_fd = io.out;
+  plan.stderr_fd = io.err;
   plan.groups = groups.data();
   plan.ngroups = groups.size();
   plan.report_fd = report[1];

@@ -13,6 +13,8 @@
 
 namespace vigil {
 
+struct ChildStdio;
+
 struct SpawnResult {
   pid_t pid = 0;      // > 0 on success
   std::string error;  // why not, otherwise
@@ -24,7 +26,8 @@ class Spawner {
   // variables); `umask` the daemon's, for jobs that set none.
   Spawner(std::vector<std::string> base_env, mode_t umask);
 
-  SpawnResult spawn(const config::JobSpec& spec);
+  // Starts the job with `io` as its stdout and stderr (see job_output.h).
+  SpawnResult spawn(const config::JobSpec& spec, const ChildStdio& io);
 
   // Variables of vigild's own that no job should see (NOTIFY_SOCKET and the like).
   static bool is_internal_variable(const std::string& name);

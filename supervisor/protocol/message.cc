@@ -131,7 +131,9 @@ std::string a_type(const json& j) {
   }
 }
 
-Error bad_request(std::string message) { return {code::bad_request, std::move(message), nullptr}; }
+Error bad_request(std::string message) {
+  return {code::bad_request, std::move(message), nullptr};
+}
 
 // nlohmann's messages start with "[json.exception.parse_error.101] "; users need only the
 // part after it.
@@ -144,23 +146,24 @@ std::string without_exception_tag(const char* what) {
   return std::string(s);
 }
 
-bool is_scalar(const json& j) { return !j.is_structured() && !j.is_binary(); }
+bool is_scalar(const json& j) {
+  return !j.is_structured() && !j.is_binary();
+}
 
 bool is_count(const json& j) {
   return j.is_number_unsigned() || (j.is_number_integer() && j.get<std::int64_t>() >= 0);
 }
 
-std::optional<std::string> check_arg(std::string_view cmd, const ArgSpec& spec,
-                                     const json& value) {
-  const std::string what = "argument '" + std::string(spec.name) + "' of '" +
-                           std::string(cmd) + "' must be ";
+std::optional<std::string> check_arg(std::string_view cmd, const ArgSpec& spec, const json& value) {
+  const std::string what =
+      "argument '" + std::string(spec.name) + "' of '" + std::string(cmd) + "' must be ";
   switch (spec.type) {
     case ArgType::names: {
       // `status` takes an empty list as "all jobs"; for the commands that change jobs an
       // empty list would silently do nothing, so they require at least one name.
       const bool may_be_empty = !spec.required;
-      const std::string expected = what + (may_be_empty ? "an array" : "a non-empty array") +
-                                   " of job names or globs";
+      const std::string expected =
+          what + (may_be_empty ? "an array" : "a non-empty array") + " of job names or globs";
       if (!value.is_array()) return expected + ", not " + a_type(value);
       if (value.empty() && !may_be_empty) return expected + ", not an empty array";
       for (std::size_t i = 0; i < value.size(); ++i) {
@@ -208,7 +211,9 @@ std::optional<std::string> check_arg(std::string_view cmd, const ArgSpec& spec,
 
 // Serializes without ever throwing on the content: strings that are not valid UTF-8
 // (a job's name or log line can hold anything) have the bad bytes replaced by U+FFFD.
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 // The members of `extra` appended to an object being written by hand, skipping the keys
 // the envelope already holds. Written by hand so that "id" and "ok" come first on the
@@ -361,8 +366,9 @@ std::string encode_result(const json& id, const json& result) {
 
 std::string encode_error(const json& id, const Error& err) {
   try {
-    std::string out = "{\"id\":" + dump(id) + ",\"ok\":false,\"error\":{\"code\":" +
-                      dump(json(err.code)) + ",\"message\":" + dump(json(err.message));
+    std::string out = "{\"id\":" + dump(id) +
+                      ",\"ok\":false,\"error\":{\"code\":" + dump(json(err.code)) +
+                      ",\"message\":" + dump(json(err.message));
     if (err.details.is_object()) {
       append_members(out, err.details, {"code", "message"});
     } else if (!err.details.is_null()) {
@@ -422,7 +428,8 @@ std::variant<Message, std::string> parse_message(std::string_view line) {
   }
 
   const auto err = j.find("error");
-  if (err == j.end() || !err->is_object()) return std::string("an error without an \"error\" object");
+  if (err == j.end() || !err->is_object())
+    return std::string("an error without an \"error\" object");
   const auto c = err->find("code");
   const auto m = err->find("message");
   if (c == err->end() || !c->is_string()) return std::string("an error without a \"code\" string");

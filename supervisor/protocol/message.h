@@ -23,10 +23,10 @@ inline constexpr const char* too_large = "too_large";              // request li
 inline constexpr const char* unknown_command = "unknown_command";  // no such cmd
 inline constexpr const char* not_found = "not_found";              // no such job
 inline constexpr const char* permission_denied = "permission_denied";
-inline constexpr const char* busy = "busy";                        // too many clients
-inline constexpr const char* config_error = "config_error";        // reload of a bad config
-inline constexpr const char* failed = "failed";                    // a job did not reach the goal
-inline constexpr const char* not_running = "not_running";          // signal to a job with no pid
+inline constexpr const char* busy = "busy";                  // too many clients
+inline constexpr const char* config_error = "config_error";  // reload of a bad config
+inline constexpr const char* failed = "failed";              // a job did not reach the goal
+inline constexpr const char* not_running = "not_running";    // signal to a job with no pid
 inline constexpr const char* shutting_down = "shutting_down";
 inline constexpr const char* internal = "internal";
 }  // namespace code

@@ -274,6 +274,7 @@ def test_sighup_reloads(vigil):
     vigil.wait_state("a", "running")
     vigil.write_config({"a": sleeper(), "b": sleeper()})
     os.kill(vigil.pid(), signal.SIGHUP)
+    wait_until(lambda: "b" in vigil.status(), what="the reload to add b")
     vigil.wait_state("b", "running")
 
 

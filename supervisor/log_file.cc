@@ -1,0 +1,198 @@
+// Log files: append, rotate at line boundaries, timestamp, reopen, survive failures.
+#include "log_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+
+#include "fsutil.h"
+
+namespace vigil {
+
+namespace {
+
+// How often a failing log is retried: often enough to resume soon after space is freed,
+// seldom enough that a job flooding a full disk costs nothing.
+constexpr long kRetryNanos = 1'000'000'000;
+
+struct timespec real_clock() {
+  struct timespec ts {};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return ts;
+}
+
+long long nanos_between(const struct timespec& a, const struct timespec& b) {
+  return (static_cast<long long>(b.tv_sec) - a.tv_sec) * 1'000'000'000LL + (b.tv_nsec - a.tv_nsec);
+}
+
+}  // namespace
+
+std::string LineStamper::prefix(const struct timespec& ts) {
+  struct tm tm {};
+  ::gmtime_r(&ts.tv_sec, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                ts.tv_nsec / 1'000'000);
+  return buf;
+}
+
+LogFile::LogFile(std::string path, LogPolicy policy, Clock clock)
+    : path_(std::move(path)), policy_(policy), clock_(clock ? std::move(clock) : real_clock) {}
+
+LogFile::~LogFile() { close_file(); }
+
+void LogFile::close_file() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+bool LogFile::open_file() {
+  int fd = fs::open_append(path_, policy_.mode);
+  if (fd < 0) {
+    error_ = "cannot open " + path_ + ": " + fs::errno_text(-fd);
+    return false;
+  }
+  struct stat st {};
+  ::fstat(fd, &st);
+  fd_ = fd;
+  size_ = static_cast<std::uint64_t>(st.st_size);
+  // An existing file that does not end with a newline ends mid-line.
+  at_line_start_ = true;
+  if (size_ > 0) {
+    char last = '\n';
+    if (::pread(fd, &last, 1, st.st_size - 1) == 1) at_line_start_ = last == '\n';
+  }
+  return true;
+}
+
+std::string LogFile::reopen() {
+  close_file();
+  if (!open_file()) return error_;
+  return {};
+}
+
+void LogFile::rotate() {
+  close_file();
+  if (policy_.backups > 0) {
+    const std::string base = path_ + ".";
+    ::unlink((base + std::to_string(policy_.backups)).c_str());
+    for (int i = policy_.backups - 1; i >= 1; --i) {
+      ::rename((base + std::to_string(i)).c_str(), (base + std::to_string(i + 1)).c_str());
+    }
+    ::rename(path_.c_str(), (base + "1").c_str());
+  } else {
+    // No backups kept: start the file over.
+    ::truncate(path_.c_str(), 0);
+  }
+  open_file();
+}
+
+void LogFile::fail(int err, std::size_t bytes) {
+  error_ = "cannot write " + path_ + ": " + fs::errno_text(err);
+  dropped_ += bytes;
+  last_attempt_ = clock_();
+}
+
+bool LogFile::write_all(std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd_, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      fail(errno, data.size());
+      return false;
+    }
+    size_ += static_cast<std::uint64_t>(n);
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+bool LogFile::append(std::string_view data) {
+  const std::uint64_t max = policy_.max_size;
+  while (!data.empty()) {
+    if (max == 0 || size_ + data.size() <= max) {
+      if (!write_all(data)) return false;
+      at_line_start_ = data.back() == '\n';
+      return true;
+    }
+    // It does not all fit: cut at the last line end that fits.
+    const std::size_t room = size_ < max ? static_cast<std::size_t>(max - size_) : 0;
+    std::size_t cut = room == 0 ? std::string_view::npos : data.rfind('\n', room - 1);
+    if (cut == std::string_view::npos) {
+      if (at_line_start_ && size_ > 0) {
+        rotate();  // the next line starts a new file
+        if (fd_ < 0) {
+          fail(errno, data.size());
+          return false;
+        }
+        continue;
+      }
+      // A line longer than the limit: finish it here, then rotate.
+      cut = data.find('\n');
+      if (cut == std::string_view::npos) {
+        if (!write_all(data)) return false;
+        at_line_start_ = false;
+        return true;
+      }
+    }
+    if (!write_all(data.substr(0, cut + 1))) return false;
+    at_line_start_ = true;
+    data.remove_prefix(cut + 1);
+    rotate();
+    if (fd_ < 0) {
+      fail(errno, data.size());
+      return false;
+    }
+  }
+  return true;
+}
+
+bool LogFile::write(std::string_view data) {
+  if (data.empty()) return true;
+  if (!error_.empty()) {
+    // Failing: retry at a modest pace, dropping what comes in between.
+    const struct timespec now = clock_();
+    if (nanos_between(last_attempt_, now) < kRetryNanos) {
+      dropped_ += data.size();
+      return false;
+    }
+    last_attempt_ = now;
+  }
+  if (fd_ < 0 && !open_file()) {
+    dropped_ += data.size();
+    last_attempt_ = clock_();
+    return false;
+  }
+  if (dropped_ > 0) {
+    // Writing works again: say what was lost, on a line of its own.
+    std::string note = at_line_start_ ? "" : "\n";
+    note += "[vigil: " + std::to_string(dropped_) + " bytes dropped: " + error_ + "]\n";
+    const std::uint64_t lost = dropped_;
+    error_.clear();
+    dropped_ = 0;
+    if (!append(note)) {
+      dropped_ += lost;
+      return false;
+    }
+  }
+  error_.clear();
+  return append(data);
+}
+
+void LineStamper::apply(std::string_view in, std::string_view prefix, std::string& out) {
+  std::size_t start = 0;
+  while (start < in.size()) {
+    if (at_line_start_) out += prefix;
+    std::size_t nl = in.find('\n', start);
+    std::size_t end = nl == std::string_view::npos ? in.size() : nl + 1;
+    out.append(in.substr(start, end - start));
+    at_line_start_ = nl != std::string_view::npos;
+    start = end;
+  }
+}
+
+}  // namespace vigil

@@ -1,0 +1,82 @@
+// One log file that vigil writes: appended to, rotated by size at line boundaries
+// (name.1 newest .. name.N oldest), reopened on
+// request (logrotate's move-then-signal), and never fatal: a write that fails (disk full,
+// file unwritable) counts the dropped bytes and says so in the log once writing works
+// again. No libuv and no threads here; callers decide where it runs.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <ctime>
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace vigil {
+
+struct LogPolicy {
+  std::uint64_t max_size = 0;  // rotate when the next write would pass it; 0 = never
+  int backups = 0;             // rotated files kept (name.1 .. name.N)
+  mode_t mode = 0640;
+};
+
+class LogFile {
+ public:
+  // The wall clock, replaceable for tests.
+  using Clock = std::function<struct timespec()>;
+
+  LogFile(std::string path, LogPolicy policy, Clock clock = {});
+  ~LogFile();
+  LogFile(const LogFile&) = delete;
+  LogFile& operator=(const LogFile&) = delete;
+
+  // Appends output. Returns false if (some of) it was dropped because the file could not
+  // be written; the reason is in error().
+  bool write(std::string_view data);
+  // Closes and reopens by path (after the file was moved away). Returns "" or the reason.
+  std::string reopen();
+
+  const std::string& path() const { return path_; }
+  const LogPolicy& policy() const { return policy_; }
+  void set_policy(const LogPolicy& p) { policy_ = p; }
+  // Why the last write failed, or "" once writing works again.
+  const std::string& error() const { return error_; }
+  // Bytes dropped since writing last worked.
+  std::uint64_t dropped() const { return dropped_; }
+  std::uint64_t size() const { return size_; }
+
+ private:
+  bool open_file();
+  void close_file();
+  void rotate();
+  // Writes bytes as they are, rotating at line boundaries as the policy says.
+  bool append(std::string_view data);
+  bool write_all(std::string_view data);
+  void fail(int err, std::size_t bytes);
+
+  std::string path_;
+  LogPolicy policy_;
+  Clock clock_;
+  int fd_ = -1;
+  std::uint64_t size_ = 0;
+  bool at_line_start_ = true;  // the file ends at a line boundary
+  std::string error_;
+  std::uint64_t dropped_ = 0;
+  struct timespec last_attempt_ {};  // of opening a file that could not be opened
+};
+
+// Puts an RFC 3339 time with milliseconds at the start of every line of a stream that
+// arrives in arbitrary pieces: a line split across pieces gets one stamp, at its start.
+class LineStamper {
+ public:
+  // Appends `in`, stamped with `prefix` where lines start, to `out`.
+  void apply(std::string_view in, std::string_view prefix, std::string& out);
+  // The prefix for a moment, e.g. "2026-11-22T10:00:00.123Z ".
+  static std::string prefix(const struct timespec& ts);
+
+ private:
+  bool at_line_start_ = true;
+};
+
+}  // namespace vigil

@@ -1,0 +1,153 @@
+// The log writer thread.
+#include "log_writer.h"
+
+#include "uv_handle.h"
+
+namespace vigil {
+
+namespace {
+// Spare buffers kept for reuse; beyond this they are freed, so memory follows the load.
+constexpr std::size_t kMaxFree = 16;
+}  // namespace
+
+LogWriter::LogWriter(uv_loop_t* loop) : loop_(loop) {
+  async_ = new_handle<uv_async_t>(this);
+  uv_async_init(loop_, async_, [](uv_async_t* a) {
+    if (auto* self = static_cast<LogWriter*>(a->data)) self->on_async();
+  });
+  // The writer never keeps the loop alive by itself: jobs and the socket do.
+  uv_unref(reinterpret_cast<uv_handle_t*>(async_));
+  thread_ = std::thread([this] { thread_main(); });
+}
+
+LogWriter::~LogWriter() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  thread_.join();
+  close_handle(async_);
+}
+
+void LogWriter::push(Job job) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(std::move(job));
+  }
+  wake_.notify_one();
+}
+
+LogWriter::StreamId LogWriter::open(const std::string& path, const LogPolicy& policy,
+                                    std::function<void(std::size_t)> on_written) {
+  const StreamId id = next_id_++;
+  streams_[id] = Stream{{}, std::move(on_written)};
+  Job j{Job::Kind::open, id, {}, path, policy};
+  push(std::move(j));
+  return id;
+}
+
+void LogWriter::set_policy(StreamId id, const LogPolicy& policy) {
+  push(Job{Job::Kind::policy, id, {}, {}, policy});
+}
+
+void LogWriter::close(StreamId id) {
+  streams_.erase(id);  // chunks still on their way are not reported to anyone
+  push(Job{Job::Kind::close, id, {}, {}, {}});
+}
+
+void LogWriter::write(StreamId id, Chunk chunk) {
+  push(Job{Job::Kind::write, id, std::move(chunk), {}, {}});
+}
+
+void LogWriter::reopen_all() { push(Job{Job::Kind::reopen, 0, {}, {}, {}}); }
+
+void LogWriter::flush() {
+  std::unique_lock<std::mutex> lock(mu_);
+  idle_.wait(lock, [&] { return queue_.empty() && !busy_; });
+  lock.unlock();
+  on_async();  // account for what was just written
+}
+
+LogWriter::Health LogWriter::health(StreamId id) const {
+  auto it = streams_.find(id);
+  return it == streams_.end() ? Health{} : it->second.health;
+}
+
+Chunk LogWriter::take_buffer() {
+  if (!free_.empty()) {
+    Chunk c = std::move(free_.back());
+    free_.pop_back();
+    return c;
+  }
+  return Chunk{std::make_unique<char[]>(kChunkSize), 0, kChunkSize};
+}
+
+void LogWriter::thread_main() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    if (queue_.empty()) {
+      if (stopping_) return;
+      continue;
+    }
+    Job job = std::move(queue_.front());
+    queue_.pop_front();
+    busy_ = true;
+    lock.unlock();
+
+    std::size_t bytes = 0;
+    Health health;
+    bool report = false;
+    switch (job.kind) {
+      case Job::Kind::open:
+        files_[job.id] = std::make_unique<LogFile>(job.path, job.policy);
+        break;
+      case Job::Kind::policy:
+        if (auto it = files_.find(job.id); it != files_.end()) it->second->set_policy(job.policy);
+        break;
+      case Job::Kind::close:
+        files_.erase(job.id);
+        break;
+      case Job::Kind::reopen:
+        for (auto& [id, f] : files_) f->reopen();
+        break;
+      case Job::Kind::write:
+        if (auto it = files_.find(job.id); it != files_.end()) {
+          it->second->write(std::string_view(job.chunk.data.get(), job.chunk.size));
+          health = {it->second->error(), it->second->dropped()};
+        }
+        bytes = job.chunk.size;
+        report = true;
+        break;
+    }
+
+    lock.lock();
+    busy_ = false;
+    if (report) {
+      job.chunk.size = 0;
+      done_.push_back(Done{job.id, bytes, std::move(job.chunk), std::move(health)});
+      uv_async_send(async_);
+    }
+    if (queue_.empty()) idle_.notify_all();
+  }
+}
+
+void LogWriter::on_async() {
+  std::vector<Done> done;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    done.swap(done_);
+  }
+  for (auto& d : done) {
+    if (free_.size() < kMaxFree && d.chunk.capacity == kChunkSize) free_.push_back(std::move(d.chunk));
+    auto it = streams_.find(d.id);
+    if (it == streams_.end()) continue;
+    it->second.health = d.health;
+    // A copy: the callback may close this very stream.
+    auto cb = it->second.on_written;
+    if (cb) cb(d.bytes);
+  }
+}
+
+}  // namespace vigil

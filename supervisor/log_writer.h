@@ -1,0 +1,111 @@
+// The log writer: one thread that owns every job log file and writes captured output to
+// it, so the event loop never waits on a disk. The loop hands over filled buffers; the
+// thread writes them (rotating, timestamping) and hands each buffer back through a
+// uv_async, which is how the loop knows it may read more from that job. A job whose
+// output outruns the disk therefore waits on its own full pipe: nothing is buffered
+// without bound, nothing is dropped while the disk works.
+#pragma once
+
+#include <uv.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "log_file.h"
+
+namespace vigil {
+
+// A chunk of output on its way to disk.
+struct Chunk {
+  std::unique_ptr<char[]> data;
+  std::size_t size = 0;      // bytes used
+  std::size_t capacity = 0;  // bytes allocated
+};
+
+class LogWriter {
+ public:
+  using StreamId = std::uint64_t;
+  static constexpr std::size_t kChunkSize = 256 * 1024;
+
+  // How one log is doing, as last reported by the thread.
+  struct Health {
+    std::string error;  // "" when fine
+    std::uint64_t dropped = 0;
+  };
+
+  explicit LogWriter(uv_loop_t* loop);
+  ~LogWriter();  // writes what is queued, then stops the thread
+  LogWriter(const LogWriter&) = delete;
+  LogWriter& operator=(const LogWriter&) = delete;
+
+  // Registers a log file (opened by the thread on first write). `on_written(bytes)` runs
+  // on the loop each time a chunk of this stream reached the file (or was dropped, with
+  // the failure recorded in its health).
+  StreamId open(const std::string& path, const LogPolicy& policy,
+                std::function<void(std::size_t)> on_written);
+  void set_policy(StreamId id, const LogPolicy& policy);
+  void close(StreamId id);
+  void write(StreamId id, Chunk chunk);
+  void reopen_all();
+  // Writes everything queued so far before returning (for shutdown and tests).
+  void flush();
+
+  Health health(StreamId id) const;
+  // A buffer to read into: recycled from written chunks when one is free.
+  Chunk take_buffer();
+
+ private:
+  struct Job {
+    enum class Kind { write, open, policy, close, reopen } kind;
+    StreamId id = 0;
+    Chunk chunk;
+    std::string path;
+    LogPolicy policy;
+  };
+  struct Done {
+    StreamId id;
+    std::size_t bytes;
+    Chunk chunk;  // emptied, for reuse
+    Health health;
+  };
+
+  void thread_main();
+  void push(Job job);
+  void on_async();
+
+  struct Stream {
+    Health health;
+    std::function<void(std::size_t)> on_written;
+  };
+
+  uv_loop_t* loop_;
+  uv_async_t* async_ = nullptr;
+
+  mutable std::mutex mu_;
+  std::condition_variable wake_;
+  std::condition_variable idle_;
+  std::deque<Job> queue_;       // loop -> thread
+  std::vector<Done> done_;      // thread -> loop
+  bool busy_ = false;           // the thread is working on a job taken off the queue
+  bool stopping_ = false;
+
+  // Owned by the thread.
+  std::map<StreamId, std::unique_ptr<LogFile>> files_;
+
+  // Owned by the loop.
+  StreamId next_id_ = 1;
+  std::map<StreamId, Stream> streams_;
+  std::vector<Chunk> free_;
+
+  std::thread thread_;
+};
+
+}  // namespace vigil
