@@ -1,0 +1,166 @@
+// LogFile and LineStamper against real files in a temp folder, with a fake clock.
+#include <doctest/doctest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "log_file.h"
+
+using vigil::LineStamper;
+using vigil::LogFile;
+using vigil::LogPolicy;
+namespace stdfs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/vigil-logfile-XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { stdfs::remove_all(path); }
+  std::string operator/(const std::string& name) const { return path + "/" + name; }
+};
+
+std::string read(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+struct FakeClock {
+  struct timespec now {1'700'000'000, 123'000'000};
+  LogFile::Clock fn() {
+    return [this] { return now; };
+  }
+};
+
+}  // namespace
+
+TEST_CASE("appends, creating the file 0640 and its folder") {
+  TempDir d;
+  LogFile f(d / "sub/job.out.log", LogPolicy{});
+  CHECK(f.write("one\n"));
+  CHECK(f.write("two\n"));
+  CHECK(read(d / "sub/job.out.log") == "one\ntwo\n");
+  struct stat st {};
+  REQUIRE(::stat((d / "sub/job.out.log").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0640);
+  REQUIRE(::stat((d / "sub").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0750);
+}
+
+TEST_CASE("rotates at the size bound, at a line boundary, keeping N backups") {
+  TempDir d;
+  const std::string p = d / "j.log";
+  LogFile f(p, LogPolicy{20, 2});
+  f.write("aaaaaaaaa\n");  // 10 bytes
+  f.write("bbbbbbbbb\n");  // 20: exactly at the bound, still fits
+  CHECK(read(p) == "aaaaaaaaa\nbbbbbbbbb\n");
+  f.write("ccccccccc\n");  // would pass 20: rotate first
+  CHECK(read(p) == "ccccccccc\n");
+  CHECK(read(p + ".1") == "aaaaaaaaa\nbbbbbbbbb\n");
+  f.write("ddddddddd\neeeeeeeee\nfffffffff\n");  // cut after the line that fits
+  CHECK(read(p + ".2") == "aaaaaaaaa\nbbbbbbbbb\n");
+  CHECK(read(p + ".1") == "ccccccccc\nddddddddd\n");
+  CHECK(read(p) == "eeeeeeeee\nfffffffff\n");
+  f.write("g\n");
+  CHECK_FALSE(stdfs::exists(p + ".3"));  // the oldest is dropped
+  CHECK(read(p + ".2") == "ccccccccc\nddddddddd\n");
+  CHECK(read(p) == "g\n");
+}
+
+TEST_CASE("a partial line is not split by rotation") {
+  TempDir d;
+  const std::string p = d / "j.log";
+  LogFile f(p, LogPolicy{10, 1});
+  f.write("abcdef");    // 6 bytes, mid-line
+  f.write("ghij\nkl");  // the line ends at 11 > 10: it is finished here, then rotate
+  CHECK(read(p + ".1") == "abcdefghij\n");
+  CHECK(read(p) == "kl");
+}
+
+TEST_CASE("a line longer than the bound gets a file of its own") {
+  TempDir d;
+  const std::string p = d / "j.log";
+  LogFile f(p, LogPolicy{8, 3});
+  f.write("ab\n");
+  f.write("0123456789012345\nxy\n");
+  CHECK(read(p + ".2") == "ab\n");
+  CHECK(read(p + ".1") == "0123456789012345\n");
+  CHECK(read(p) == "xy\n");
+}
+
+TEST_CASE("size 0 never rotates; backups 0 starts the file over") {
+  TempDir d;
+  LogFile never(d / "n.log", LogPolicy{0, 5});
+  for (int i = 0; i < 100; ++i) never.write("0123456789\n");
+  CHECK(stdfs::file_size(d / "n.log") == 1100);
+  CHECK_FALSE(stdfs::exists(d / "n.log.1"));
+  LogFile none(d / "z.log", LogPolicy{12, 0});
+  none.write("first line\n");
+  none.write("second line\n");
+  CHECK(read(d / "z.log") == "second line\n");
+  CHECK_FALSE(stdfs::exists(d / "z.log.1"));
+}
+
+TEST_CASE("reopen follows a file moved away (logrotate)") {
+  TempDir d;
+  const std::string p = d / "j.log";
+  LogFile f(p, LogPolicy{});
+  f.write("before\n");
+  stdfs::rename(p, p + ".old");
+  f.write("still old\n");  // the descriptor still points at the moved file
+  CHECK(f.reopen() == "");
+  f.write("after\n");
+  CHECK(read(p + ".old") == "before\nstill old\n");
+  CHECK(read(p) == "after\n");
+}
+
+TEST_CASE("an unwritable log drops output, retries once a second, then reports the loss") {
+  TempDir d;
+  FakeClock clock;
+  const std::string dir = d / "locked";
+  stdfs::create_directory(dir);
+  // A folder where the file cannot be created (a file in the way of the path).
+  const std::string p = dir + "/blocker/j.log";
+  std::ofstream(dir + "/blocker") << "not a folder";
+  LogFile f(p, LogPolicy{}, clock.fn());
+  CHECK_FALSE(f.write("lost 1\n"));
+  CHECK(f.error().rfind("cannot open " + p + ": ", 0) == 0);
+  CHECK(f.dropped() == 7);
+  clock.now.tv_nsec += 500'000'000;  // within the retry pace: not even tried
+  CHECK_FALSE(f.write("lost 2\n"));
+  CHECK(f.dropped() == 14);
+  stdfs::remove(dir + "/blocker");
+  CHECK_FALSE(f.write("lost 3\n"));  // still within the second
+  clock.now.tv_sec += 2;
+  CHECK(f.write("back\n"));
+  CHECK(f.error().empty());
+  CHECK(f.dropped() == 0);
+  const std::string text = read(p);
+  CHECK(text.rfind("[vigil: 21 bytes dropped: cannot open " + p, 0) == 0);
+  CHECK(text.substr(text.size() - 5) == "back\n");
+}
+
+TEST_CASE("line stamper: one stamp per line, partial lines keep their first stamp") {
+  LineStamper s;
+  std::string out;
+  s.apply("one\ntw", "[1] ", out);
+  s.apply("o\nthree\n", "[2] ", out);
+  s.apply("", "[3] ", out);
+  s.apply("four", "[4] ", out);
+  CHECK(out == "[1] one\n[1] two\n[2] three\n[4] four");
+}
+
+TEST_CASE("stamp prefix is RFC 3339 UTC with milliseconds") {
+  struct timespec ts {1'795'321'210, 327'999'999};
+  CHECK(LineStamper::prefix(ts) == "2026-11-22T04:20:10.327Z ");
+}
