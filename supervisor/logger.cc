@@ -23,28 +23,24 @@ std::string rfc3339_now() {
   return buf;
 }
 
-Logger::~Logger() {
-  if (fd_ > 2) ::close(fd_);
-}
+namespace {
+constexpr LogPolicy kDaemonLogPolicy{10 * 1024 * 1024, 5, 0640};
+}  // namespace
 
-void Logger::use_stderr() {
-  if (fd_ > 2) ::close(fd_);
-  fd_ = 2;
-  path_.clear();
-}
+Logger::~Logger() = default;
+
+void Logger::use_stderr() { file_.reset(); }
 
 std::string Logger::use_file(const std::string& path) {
-  int fd = fs::open_append(path, 0640);
-  if (fd < 0) return "cannot open log " + path + ": " + fs::errno_text(-fd);
-  if (fd_ > 2) ::close(fd_);
-  fd_ = fd;
-  path_ = path;
+  auto file = std::make_unique<LogFile>(path, kDaemonLogPolicy);
+  if (auto err = file->reopen(); !err.empty()) return err;
+  file_ = std::move(file);
   return {};
 }
 
 std::string Logger::reopen() {
-  if (path_.empty()) return {};
-  return use_file(path_);
+  if (!file_) return {};
+  return file_->reopen();
 }
 
 void Logger::log(Level level, std::string_view message) {
@@ -55,9 +51,13 @@ void Logger::log(Level level, std::string_view message) {
   line += ": ";
   line += message;
   line += '\n';
+  if (file_) {
+    file_->write(line);  // a failure is counted and reported in the file once it works
+    return;
+  }
   // One write per line, so lines from a crash or a concurrent writer never interleave.
-  ssize_t n = ::write(fd_, line.data(), line.size());
-  (void)n;  // a log that cannot be written has nowhere to report that
+  ssize_t n = ::write(2, line.data(), line.size());
+  (void)n;  // stderr that cannot be written has nowhere to report that
 }
 
 }  // namespace vigil

@@ -2,8 +2,11 @@
 // To stderr in the foreground, to supervisor.log when daemonized (reopened on SIGUSR1).
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
+
+#include "log_file.h"
 
 namespace vigil {
 
@@ -18,7 +21,8 @@ class Logger {
 
   // Writes to stderr (the default).
   void use_stderr();
-  // Writes to a file (0640, folder created 0750). Returns "" or the reason.
+  // Writes to a file (0640, folder created 0750), rotated like a job log (at 10 MiB, 5
+  // backups). Returns "" or the reason.
   std::string use_file(const std::string& path);
   // Reopens the file (after logrotate moved it). Returns "" or the reason.
   std::string reopen();
@@ -29,8 +33,7 @@ class Logger {
   void error(std::string_view m) { log(Level::error, m); }
 
  private:
-  int fd_ = 2;
-  std::string path_;
+  std::unique_ptr<LogFile> file_;  // null: stderr
 };
 
 // An RFC 3339 UTC time with milliseconds, e.g. "2026-11-22T10:00:00.123Z".

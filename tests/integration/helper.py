@@ -103,6 +103,39 @@ def main():
         grand = os.read(r, 64).decode()
         write(args[0], f"{grand}\n")
         forever()
+    elif mode == "lines":
+        # Writes COUNT numbered lines of WIDTH bytes (newline included) to stdout, then runs.
+        # A "go" file, when given, must exist before each line: the test paces the output.
+        count, width = int(args[0]), int(args[1])
+        out = sys.stdout.buffer
+        for i in range(count):
+            body = f"line {i:08d} "
+            out.write((body + "x" * max(0, width - len(body) - 1) + "\n").encode())
+        out.flush()
+        forever()
+    elif mode == "drip":
+        # Writes "drip N" once per INTERVAL seconds, forever.
+        interval, i = float(args[0]), 0
+        while True:
+            print(f"drip {i}", flush=True)
+            i += 1
+            time.sleep(interval)
+    elif mode == "partial":
+        # A line in two writes with a pause between, then a line of LONG bytes.
+        out = sys.stdout.buffer
+        out.write(b"first half ")
+        out.flush()
+        time.sleep(0.3)
+        out.write(b"second half\n")
+        out.write(b"L" * int(args[0]) + b"\n")
+        out.flush()
+        forever()
+    elif mode == "flood":
+        # Writes to stdout as fast as it can, forever.
+        block = (b"flood " * 1000 + b"\n") * 16
+        out = sys.stdout.buffer
+        while True:
+            out.write(block)
     else:
         sys.exit(f"helper.py: unknown mode {mode}")
 

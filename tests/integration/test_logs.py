@@ -1,0 +1,215 @@
+"""Job logs: captured through vigild, rotated, timestamped, followed, reopened, and
+surviving a full disk."""
+
+import os
+import pathlib
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import Client, helper_cmd, pid_alive, wait_until
+
+STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ")
+
+
+def out_log(vigil, name):
+    return pathlib.Path(vigil.log_dir) / f"{name}.out.log"
+
+
+def test_rotation_at_the_size_bound_keeps_n_backups_and_whole_lines(vigil):
+    # 2000 lines of 100 bytes = 200 KB into files of at most 20 KiB, 3 backups.
+    vigil.write_config({"w": {"command": helper_cmd("lines", 2000, 100),
+                              "log_max_size": "20KiB", "log_backups": 3}})
+    vigil.start()
+    log = out_log(vigil, "w")
+    wait_until(lambda: log.exists() and "line 00001999" in log.read_text(), what="all lines")
+    files = [log] + [pathlib.Path(f"{log}.{i}") for i in (1, 2, 3)]
+    for f in files:
+        assert f.exists(), f
+        data = f.read_bytes()
+        assert len(data) <= 20 * 1024
+        assert data.endswith(b"\n")  # cut at line boundaries only
+        assert all(len(l) == 99 for l in data.split(b"\n")[:-1])
+    assert not pathlib.Path(f"{log}.4").exists()
+    # Newest last: the numbers run on from .3 through .1 to the live file.
+    numbers = [int(l.split()[1]) for f in reversed(files) for l in f.read_text().splitlines()]
+    assert numbers == list(range(numbers[0], 2000))
+
+
+def test_timestamps_prefix_every_line_and_partial_and_long_lines_survive(vigil):
+    vigil.write_config({"t": {"command": helper_cmd("partial", 300_000), "log_timestamps": True}})
+    vigil.start()
+    log = out_log(vigil, "t")
+    wait_until(lambda: log.exists() and log.read_bytes().count(b"\n") == 2, what="two lines")
+    lines = log.read_text().splitlines()
+    assert all(STAMP.match(l) for l in lines), lines[0][:80]
+    # One line written in two pieces: one stamp, at its start.
+    assert STAMP.sub("", lines[0]) == "first half second half"
+    assert STAMP.sub("", lines[1]) == "L" * 300_000
+    # What the file holds and what logs -n returns are the same bytes.
+    r = vigil.call("logs", name="t", lines=2)
+    assert r["result"]["text"] == log.read_text()
+
+
+def test_logs_n_reads_across_a_rotation(vigil):
+    vigil.write_config({"w": {"command": helper_cmd("lines", 30, 50), "log_max_size": 1000,
+                              "log_backups": 2}})
+    vigil.start()
+    log = out_log(vigil, "w")
+    wait_until(lambda: log.exists() and "line 00000029" in log.read_text(), what="30 lines")
+    live = log.read_text().splitlines()
+    assert len(live) < 25  # the live file alone is short of what is asked
+    r = vigil.call("logs", name="w", lines=25)
+    got = r["result"]["text"].splitlines()
+    assert len(got) == 25
+    assert [int(l.split()[1]) for l in got] == list(range(5, 30))
+    r = vigil.ctl("logs", "-n", "3", "w", check=True)
+    assert [int(l.split()[1]) for l in r.stdout.splitlines()] == [27, 28, 29]
+
+
+def test_two_followers_see_new_lines(vigil):
+    vigil.write_config({"d": {"command": helper_cmd("drip", 0.05)}})
+    vigil.start()
+    followers = []
+    for _ in range(2):
+        c = vigil.client()
+        r = c.call("logs", name="d", lines=0, follow=True)
+        assert r["ok"], r
+        followers.append(c)
+    for c in followers:
+        seen = ""
+        while seen.count("\n") < 3:
+            m = c.read_message()
+            assert m["event"] == "log" and m["name"] == "d" and m["stream"] == "stdout"
+            seen += m["text"]
+        assert re.match(r"drip \d+\n", seen)
+        c.close()
+    assert vigil.call("version")["ok"]
+
+
+def test_vigilctl_logs_follow_ends_cleanly_on_a_closed_pipe(vigil):
+    vigil.write_config({"d": {"command": helper_cmd("drip", 0.02)}})
+    vigil.start()
+    r = subprocess.run(f"'{vigil_ctl_path()}' -s '{vigil.socket}' logs -f d | head -n 5",
+                       shell=True, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0
+    assert len(r.stdout.splitlines()) == 5
+    assert r.stderr == ""
+
+
+def vigil_ctl_path():
+    from conftest import VIGILCTL
+    return VIGILCTL
+
+
+def test_reopen_after_the_file_was_moved(vigil):
+    vigil.write_config({"d": {"command": helper_cmd("drip", 0.05)}})
+    vigil.start()
+    log = out_log(vigil, "d")
+    wait_until(lambda: log.exists() and log.stat().st_size > 0, what="output")
+    moved = pathlib.Path(f"{log}.moved")
+    os.rename(log, moved)
+    assert vigil.ctl("reopen-logs").returncode == 0
+    wait_until(lambda: log.exists() and "drip" in log.read_text(), what="a new file")
+    size = moved.stat().st_size
+    time.sleep(0.3)  # a window in which the old file must not grow
+    assert moved.stat().st_size == size
+    # And by signal.
+    os.rename(log, moved)
+    os.kill(vigil.pid(), signal.SIGUSR1)
+    wait_until(lambda: log.exists() and "drip" in log.read_text(), what="a new file after USR1")
+
+
+@pytest.mark.skipif(shutil.which("logrotate") is None, reason="logrotate is not installed")
+def test_real_logrotate_with_postrotate_reopen(vigil, tmp_path):
+    from conftest import VIGILCTL
+    vigil.write_config({"d": {"command": helper_cmd("drip", 0.02)}})
+    vigil.start()
+    log = out_log(vigil, "d")
+    wait_until(lambda: log.exists() and log.stat().st_size > 0, what="output")
+    conf = tmp_path / "logrotate.conf"
+    conf.write_text(f"""{vigil.log_dir}/*.log {{
+    rotate 2
+    missingok
+    notifempty
+    sharedscripts
+    postrotate
+        {VIGILCTL} -s {vigil.socket} reopen-logs >/dev/null
+    endscript
+}}
+""")
+    r = subprocess.run(["logrotate", "-f", "-s", str(tmp_path / "state"), str(conf)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    rotated = pathlib.Path(f"{log}.1")
+    assert rotated.exists()
+    wait_until(lambda: log.exists() and "drip" in log.read_text(), what="writing the new file")
+    size = rotated.stat().st_size
+    time.sleep(0.3)
+    assert rotated.stat().st_size == size, "the rotated file must not grow after reopen"
+
+
+def test_a_full_disk_keeps_the_job_running_and_reports_dropped_bytes(vigil):
+    mnt = tempfile.mkdtemp(prefix="vigil-tmpfs-")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        os.rmdir(mnt)
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    try:
+        vigil.write_config({"w": {"command": helper_cmd("drip", 0.01),
+                                  "stdout": f"{mnt}/w.out.log", "log_max_size": 0}})
+        vigil.start()
+        vigil.wait_state("w", "running")
+        filler = pathlib.Path(mnt) / "filler"
+        with open(filler, "wb") as f:
+            try:
+                f.write(b"\0" * (2 * 1024 * 1024))
+            except OSError:
+                pass  # full: that is the point
+        wait_until(lambda: vigil.status("w")["log_error"], timeout=20, what="a log error")
+        s = vigil.status("w")
+        assert "No space left on device" in s["log_error"]
+        assert s["state"] == "running"
+        pid = s["pid"]
+        filler.unlink()
+        log = pathlib.Path(mnt) / "w.out.log"
+        wait_until(lambda: "bytes dropped" in log.read_text(), timeout=20,
+                   what="the dropped-bytes line")
+        assert re.search(r"\[vigil: \d+ bytes dropped: cannot write .*No space left on device\]",
+                         log.read_text())
+        wait_until(lambda: vigil.status("w")["log_error"] is None, what="the error to clear")
+        assert vigil.status("w")["pid"] == pid  # the job never stopped
+        assert "output is dropped" in vigil.daemon_log()
+        assert "writing its log works again" in vigil.daemon_log()
+    finally:
+        vigil.stop()
+        subprocess.run(["umount", "-l", mnt])
+        os.rmdir(mnt)
+
+
+def test_a_flooding_job_does_not_slow_down_others(vigil):
+    vigil.write_config({
+        "flood": {"command": helper_cmd("flood"), "log_max_size": "8MiB", "log_backups": 1},
+        "other": {"command": helper_cmd("sleep"), "autostart": False, "start_seconds": "0.2s"},
+    })
+    vigil.start()
+    log = out_log(vigil, "flood")
+    wait_until(lambda: log.exists() and log.stat().st_size > 1_000_000, what="the flood")
+    t0 = time.monotonic()
+    for _ in range(20):
+        assert vigil.call("status", names=["flood"])["ok"]
+    assert time.monotonic() - t0 < 3.0
+    t0 = time.monotonic()
+    r = vigil.call("start", names=["other"])
+    assert r["ok"], r
+    assert time.monotonic() - t0 < 3.0
+    # Memory stays bounded however much it writes.
+    with open(f"/proc/{vigil.pid()}/status") as f:
+        rss_kb = int(next(l for l in f if l.startswith("VmRSS")).split()[1])
+    assert rss_kb < 64 * 1024, f"vigild RSS {rss_kb} KiB while a job floods"
