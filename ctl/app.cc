@@ -51,7 +51,9 @@ class Output {
   int error_ = 0;
 };
 
-std::string pretty(const json& j) { return j.dump(2, ' ', false, json::error_handler_t::replace); }
+std::string pretty(const json& j) {
+  return j.dump(2, ' ', false, json::error_handler_t::replace);
+}
 std::string compact(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
@@ -86,6 +88,8 @@ class Run {
 
     protocol::Message response;
     for (bool answered = false; !answered;) {
+      // A Ctrl-C that landed outside poll() (while writing, say) interrupted nothing.
+      if (interrupted()) return exit_code::interrupted;
       auto r = conn_.receive();
       switch (r.kind) {
         case Kind::message:
@@ -148,7 +152,11 @@ class Run {
       out_.write(render_signal(result));
     } else if (c == "logs") {
       if (result.is_object() && result.value("text", json()).is_string()) {
-        out_.write(result["text"].get<std::string>());
+        std::string text = result["text"].get<std::string>();
+        // A last line still being written has no newline yet. Without -f nothing follows
+        // it, so end it here rather than leave the shell prompt glued to it.
+        if (!streaming() && !text.empty() && text.back() != '\n') text += '\n';
+        out_.write(text);
       }
     } else if (c == "reload") {
       out_.write(render_reload(result));
@@ -166,6 +174,7 @@ class Run {
   // does.
   int follow() {
     for (;;) {
+      if (interrupted()) return exit_code::interrupted;
       auto r = conn_.receive(term_.out);
       switch (r.kind) {
         case Kind::message:
@@ -206,6 +215,7 @@ class Run {
   // lets `vigilctl shutdown && vigild` start the next daemon without a race.
   int wait_for_exit() {
     for (;;) {
+      if (interrupted()) return exit_code::interrupted;
       auto r = conn_.receive();
       switch (r.kind) {
         case Kind::closed:

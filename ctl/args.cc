@@ -50,8 +50,7 @@ const std::vector<CtlCommand>& ctl_commands() {
        "A name or glob that matches no job is an error.\n"
        "\n"
        "Exit status: 0 if every listed job is running, 3 if one is not, 1 on error.\n"},
-      {"start", "start", "start [--no-wait] NAME...|all",
-       "start jobs; wait until they run or fail",
+      {"start", "start", "start [--no-wait] NAME...|all", "start jobs; wait until they run or fail",
        "Starts the named jobs ('all' for every job; globs allowed) and waits until each\n"
        "has stayed up for its start_seconds, or has failed. A failure says what happened\n"
        "and which log to read, and the exit status is 1.\n"
@@ -153,7 +152,8 @@ std::variant<Invocation, UsageError> parse_args(const std::vector<std::string>& 
           std::vector<std::string> names;
           for (const auto& c : ctl_commands()) names.emplace_back(c.name);
           std::string msg = "unknown command '" + arg + "'";
-          if (auto near = config::did_you_mean(arg, names)) msg += " (did you mean '" + *near + "'?)";
+          if (auto near = config::did_you_mean(arg, names))
+            msg += " (did you mean '" + *near + "'?)";
           return usage(std::move(msg));
         }
       } else {
@@ -296,9 +296,8 @@ std::variant<Invocation, UsageError> parse_args(const std::vector<std::string>& 
 
 std::string help_text(std::string_view command) {
   if (const CtlCommand* cmd = find_ctl_command(command)) {
-    return "usage: vigilctl [-s SOCKET] [-c FILE] [--json] " + std::string(cmd->usage) +
-           "\n\n" + std::string(cmd->details) +
-           "\nThe global options are described in 'vigilctl --help'.\n";
+    return "usage: vigilctl [-s SOCKET] [-c FILE] [--json] " + std::string(cmd->usage) + "\n\n" +
+           std::string(cmd->details) + "\nThe global options are described in 'vigilctl --help'.\n";
   }
 
   std::size_t width = 0;

@@ -15,9 +15,9 @@ namespace vigil::ctl {
 // vigilctl's exit statuses (docs/vigilctl.md).
 namespace exit_code {
 inline constexpr int ok = 0;
-inline constexpr int failed = 1;       // the daemon refused or the command failed; no connection
-inline constexpr int usage = 2;        // unknown command or option, missing arguments
-inline constexpr int not_running = 3;  // `status` listed a job that is not running
+inline constexpr int failed = 1;         // the daemon refused or the command failed; no connection
+inline constexpr int usage = 2;          // unknown command or option, missing arguments
+inline constexpr int not_running = 3;    // `status` listed a job that is not running
 inline constexpr int interrupted = 130;  // Ctrl-C, as a shell reports a SIGINT death
 }  // namespace exit_code
 

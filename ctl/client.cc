@@ -108,12 +108,13 @@ Connection::Received Connection::receive(int watch_fd) {
       return {Kind::error, {}, std::strerror(errno)};
     }
     if (got == 0) return {Kind::closed, {}, {}};
-    const auto status =
-        reader_.feed(std::string_view(buf, static_cast<std::size_t>(got)),
-                     [this](std::string_view line) { lines_.emplace_back(line); });
+    const auto status = reader_.feed(std::string_view(buf, static_cast<std::size_t>(got)),
+                                     [this](std::string_view line) { lines_.emplace_back(line); });
     if (status == protocol::LineReader::Status::too_large) {
-      return {Kind::error, {}, "a response from vigild is larger than " +
-                                   std::to_string(kMaxResponseLine / (1024 * 1024)) + " MiB"};
+      return {Kind::error,
+              {},
+              "a response from vigild is larger than " +
+                  std::to_string(kMaxResponseLine / (1024 * 1024)) + " MiB"};
     }
   }
 

@@ -22,7 +22,9 @@ namespace {
 
 volatile std::sig_atomic_t g_interrupted = 0;
 
-extern "C" void on_sigint(int) { g_interrupted = 1; }
+extern "C" void on_sigint(int) {
+  g_interrupted = 1;
+}
 
 void write_fd(int fd, std::string_view s) {
   while (!s.empty()) {

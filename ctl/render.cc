@@ -13,7 +13,9 @@ namespace vigil::ctl {
 namespace {
 
 // JSON text of a value that is not the string it should be; never throws.
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 const json& field(const json& j, std::string_view key) {
   static const json null_value;
@@ -118,7 +120,8 @@ std::string format_exit(const json& exit) {
   if (const json& c = field(exit, "code"); c.is_number_integer()) {
     return "exited " + std::to_string(c.get<std::int64_t>());
   }
-  if (const json& s = field(exit, "signal"); s.is_string()) return "killed by " + s.get<std::string>();
+  if (const json& s = field(exit, "signal"); s.is_string())
+    return "killed by " + s.get<std::string>();
   if (const json& s = field(exit, "signal"); s.is_number_integer()) {
     return "killed by signal " + std::to_string(s.get<std::int64_t>());
   }
@@ -219,11 +222,12 @@ std::string render_reload(const json& result) {
   std::string out;
   for (const char* key : {"added", "changed", "removed"}) {
     const json& names = field(result, key);
-    if (names.is_array() && !names.empty()) out += std::string(key) + ": " + join(names, ", ") + "\n";
+    if (names.is_array() && !names.empty())
+      out += std::string(key) + ": " + join(names, ", ") + "\n";
   }
   const json& unchanged = field(result, "unchanged");
   // The daemon lists unchanged jobs by name; a count is what a person wants to see.
-  const std::size_t n = unchanged.is_array() ? unchanged.size()
+  const std::size_t n = unchanged.is_array()             ? unchanged.size()
                         : unchanged.is_number_unsigned() ? unchanged.get<std::size_t>()
                                                          : 0;
   if (n > 0) out += "unchanged: " + std::to_string(n) + (n == 1 ? " job\n" : " jobs\n");
@@ -247,7 +251,8 @@ std::string render_version(std::string_view client_version, const json& result) 
 
 std::string render_state_event(const json& event) {
   std::string out;
-  if (const json& t = field(event, "time"); t.is_number()) out += format_time(t.get<double>()) + " ";
+  if (const json& t = field(event, "time"); t.is_number())
+    out += format_time(t.get<double>()) + " ";
   out += text(event, "job") + " " + text(event, "from") + " -> " + text(event, "to");
   std::string detail;
   if (const std::string pid = integer(event, "pid", ""); !pid.empty()) detail = "pid " + pid;

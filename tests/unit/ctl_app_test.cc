@@ -57,7 +57,7 @@ struct Result {
 // Runs `args` against a daemon that has already written `daemon_lines` and then either
 // hangs up (close_after) or stays connected.
 Result run(const std::vector<std::string>& args, const std::string& daemon_lines,
-           bool close_after = true, bool stdout_reader_gone = false) {
+           bool close_after = true, bool stdout_reader_gone = false, bool ctrl_c = false) {
   auto parsed = parse_args(args);
   REQUIRE(std::holds_alternative<Invocation>(parsed));
   const Invocation inv = std::get<Invocation>(parsed);
@@ -79,6 +79,10 @@ Result run(const std::vector<std::string>& args, const std::string& daemon_lines
   Terminal term;
   term.out = out.w;
   term.err = err.w;
+  // As if SIGINT had arrived before vigilctl got to wait for the daemon.
+  static volatile std::sig_atomic_t flag;
+  flag = ctrl_c ? 1 : 0;
+  term.interrupted = &flag;
 
   Result r;
   r.status = run_command(inv, conn, term);
@@ -125,13 +129,14 @@ TEST_CASE("app: --json prints the result as one JSON document") {
 }
 
 TEST_CASE("app: a failed start names the log on stderr and exits 1") {
-  Result r = run({"start", "db", "web"},
-                 R"j({"id":1,"ok":false,"error":{"code":"failed","message":"web: exited with )j"
-                 R"j(status 1 after 0.2s (see /var/log/vigil/web.err.log)","jobs":[)j"
-                 R"j({"name":"db","ok":true,"state":"running","pid":7,"message":"running","log":null},)j"
-                 R"j({"name":"web","ok":false,"state":"backoff","pid":null,)j"
-                 R"j("message":"exited with status 1 after 0.2s","log":"/var/log/vigil/web.err.log"}]}})j"
-                 "\n");
+  Result r =
+      run({"start", "db", "web"},
+          R"j({"id":1,"ok":false,"error":{"code":"failed","message":"web: exited with )j"
+          R"j(status 1 after 0.2s (see /var/log/vigil/web.err.log)","jobs":[)j"
+          R"j({"name":"db","ok":true,"state":"running","pid":7,"message":"running","log":null},)j"
+          R"j({"name":"web","ok":false,"state":"backoff","pid":null,)j"
+          R"j("message":"exited with status 1 after 0.2s","log":"/var/log/vigil/web.err.log"}]}})j"
+          "\n");
   CHECK(r.request == "{\"id\":1,\"cmd\":\"start\",\"args\":{\"names\":[\"db\",\"web\"]}}\n");
   CHECK(r.out == "db: running (pid 7)\n");
   CHECK(r.err ==
@@ -140,9 +145,10 @@ TEST_CASE("app: a failed start names the log on stderr and exits 1") {
 }
 
 TEST_CASE("app: --json on an error prints the error object too") {
-  Result r = run({"--json", "stop", "wbe"},
-                 R"j({"id":1,"ok":false,"error":{"code":"not_found","message":"no job named 'wbe' (did you mean 'web'?)"}})j"
-                 "\n");
+  Result r = run(
+      {"--json", "stop", "wbe"},
+      R"j({"id":1,"ok":false,"error":{"code":"not_found","message":"no job named 'wbe' (did you mean 'web'?)"}})j"
+      "\n");
   CHECK(json::parse(r.out) ==
         json{{"code", "not_found"}, {"message", "no job named 'wbe' (did you mean 'web'?)"}});
   CHECK(r.err == "vigilctl: no job named 'wbe' (did you mean 'web'?)\n");
@@ -183,8 +189,9 @@ TEST_CASE("app: logs -f --json is JSON Lines: the result, then each event") {
                  "\"path\":\"/l\",\"text\":\"a\\n\"}}\n"
                  "{\"id\":1,\"event\":\"log\",\"name\":\"web\",\"stream\":\"stdout\",\"text\":"
                  "\"b\\n\"}\n");
-  CHECK(r.request == "{\"id\":1,\"cmd\":\"logs\",\"args\":{\"follow\":true,\"lines\":10,\"name\":"
-                     "\"web\",\"stream\":\"stdout\"}}\n");
+  CHECK(r.request ==
+        "{\"id\":1,\"cmd\":\"logs\",\"args\":{\"follow\":true,\"lines\":10,\"name\":"
+        "\"web\",\"stream\":\"stdout\"}}\n");
   CHECK(r.out ==
         "{\"name\":\"web\",\"path\":\"/l\",\"stream\":\"stdout\",\"text\":\"a\\n\"}\n"
         "{\"event\":\"log\",\"id\":1,\"name\":\"web\",\"stream\":\"stdout\",\"text\":\"b\\n\"}\n");
@@ -228,9 +235,9 @@ TEST_CASE("app: shutdown waits until vigild has gone") {
 TEST_CASE("app: plain results of the other commands") {
   CHECK(run({"reopen-logs"}, "{\"id\":1,\"ok\":true,\"result\":{}}\n").out ==
         "log files reopened\n");
-  CHECK(run({"version"},
-            "{\"id\":1,\"ok\":true,\"result\":{\"version\":\"0.1.0\",\"protocol\":1}}\n")
-            .out == "vigilctl 0.1.0\nvigild 0.1.0 (protocol 1)\n");
+  CHECK(
+      run({"version"}, "{\"id\":1,\"ok\":true,\"result\":{\"version\":\"0.1.0\",\"protocol\":1}}\n")
+          .out == "vigilctl 0.1.0\nvigild 0.1.0 (protocol 1)\n");
   CHECK(run({"signal", "HUP", "web"},
             "{\"id\":1,\"ok\":true,\"result\":[{\"name\":\"web\",\"pid\":5,\"signal\":\"HUP\"}]}\n")
             .out == "web: sent HUP to pid 5\n");
@@ -256,4 +263,22 @@ TEST_CASE("app: the busy refusal is shown even when it came before the request")
                  "clients (1024)\"}}\n");
   CHECK(r.err == "vigilctl: too many clients (1024)\n");
   CHECK(r.status == 1);
+}
+
+TEST_CASE("app: Ctrl-C ends a wait quietly with 130") {
+  // The daemon stays connected and silent: without the flag this would block forever.
+  Result r = run({"events"}, "", /*close_after=*/false, /*stdout_reader_gone=*/false,
+                 /*ctrl_c=*/true);
+  CHECK(r.request == "{\"id\":1,\"cmd\":\"events\"}\n");
+  CHECK(r.out == "");
+  CHECK(r.err == "");
+  CHECK(r.status == 130);
+}
+
+TEST_CASE("app: logs ends an unfinished last line, unless following") {
+  const std::string response =
+      "{\"id\":1,\"ok\":true,\"result\":{\"name\":\"web\",\"stream\":\"stdout\","
+      "\"path\":\"/l\",\"text\":\"done\\nhalf\"}}\n";
+  CHECK(run({"logs", "web"}, response).out == "done\nhalf\n");
+  CHECK(run({"logs", "-f", "web"}, response).out == "done\nhalf");
 }

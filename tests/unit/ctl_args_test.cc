@@ -163,11 +163,13 @@ TEST_CASE("args: every kind of usage error") {
 
 TEST_CASE("args: every request vigilctl builds passes the protocol's own checks") {
   const std::vector<std::vector<std::string>> lines = {
-      {"status"},        {"status", "a", "b*"},  {"start", "all"},
-      {"stop", "--no-wait", "a"}, {"restart", "a"}, {"signal", "TERM", "a"},
-      {"signal", "1", "a"},       {"logs", "-f", "-n", "3", "--stderr", "a"},
-      {"events"},        {"reload"},             {"reopen-logs"},
-      {"shutdown"},      {"version"}};
+      {"status"},           {"status", "a", "b*"},
+      {"start", "all"},     {"stop", "--no-wait", "a"},
+      {"restart", "a"},     {"signal", "TERM", "a"},
+      {"signal", "1", "a"}, {"logs", "-f", "-n", "3", "--stderr", "a"},
+      {"events"},           {"reload"},
+      {"reopen-logs"},      {"shutdown"},
+      {"version"}};
   for (const auto& args : lines) {
     CAPTURE(args.front());
     const std::string line = wire(args);
@@ -198,9 +200,9 @@ TEST_CASE("help: the overview lists every command; each command has its own page
     CAPTURE(c.name);
     CHECK(overview.find("\n  " + std::string(c.usage) + "  ") != std::string::npos);
     const std::string page = help_text(c.name);
-    CHECK(page.rfind("usage: vigilctl [-s SOCKET] [-c FILE] [--json] " + std::string(c.usage) +
-                         "\n\n",
-                     0) == 0);
+    CHECK(page.rfind(
+              "usage: vigilctl [-s SOCKET] [-c FILE] [--json] " + std::string(c.usage) + "\n\n",
+              0) == 0);
   }
   CHECK(help_text("logs").find("  -n, --lines N     how many lines to show first") !=
         std::string::npos);

@@ -81,7 +81,8 @@ TEST_CASE("status exit code: 0 only when every listed job runs") {
 }
 
 TEST_CASE("status note: reason first, then the last exit, none for running jobs") {
-  CHECK(status_note(json{{"state", "backoff"}, {"reason", "spawn failed: no such file"},
+  CHECK(status_note(json{{"state", "backoff"},
+                         {"reason", "spawn failed: no such file"},
                          {"last_exit", {{"code", 1}}}}) == "spawn failed: no such file");
   CHECK(status_note(json{{"state", "exited"}, {"reason", nullptr}, {"last_exit", {{"code", 0}}}}) ==
         "exited 0");
@@ -180,17 +181,28 @@ TEST_CASE("error output: any other error is its message") {
 }
 
 TEST_CASE("state events") {
-  CHECK(render_state_event(json{{"job", "web"}, {"from", "starting"}, {"to", "running"},
-                                {"pid", 123}, {"exit", nullptr}, {"reason", nullptr},
+  CHECK(render_state_event(json{{"job", "web"},
+                                {"from", "starting"},
+                                {"to", "running"},
+                                {"pid", 123},
+                                {"exit", nullptr},
+                                {"reason", nullptr},
                                 {"time", kTime}}) ==
         "2026-11-22T10:00:00.123Z web starting -> running (pid 123)\n");
-  CHECK(render_state_event(json{{"job", "web"}, {"from", "running"}, {"to", "backoff"},
-                                {"pid", 123}, {"exit", {{"code", 1}}},
-                                {"reason", "exited too quickly"}, {"time", kTime}}) ==
+  CHECK(render_state_event(json{{"job", "web"},
+                                {"from", "running"},
+                                {"to", "backoff"},
+                                {"pid", 123},
+                                {"exit", {{"code", 1}}},
+                                {"reason", "exited too quickly"},
+                                {"time", kTime}}) ==
         "2026-11-22T10:00:00.123Z web running -> backoff (pid 123, exited 1): exited too "
         "quickly\n");
-  CHECK(render_state_event(json{{"job", "db"}, {"from", "stopping"}, {"to", "stopped"},
-                                {"pid", nullptr}, {"exit", {{"signal", "TERM"}}},
+  CHECK(render_state_event(json{{"job", "db"},
+                                {"from", "stopping"},
+                                {"to", "stopped"},
+                                {"pid", nullptr},
+                                {"exit", {{"signal", "TERM"}}},
                                 {"time", kTime}}) ==
         "2026-11-22T10:00:00.123Z db stopping -> stopped (killed by TERM)\n");
 }

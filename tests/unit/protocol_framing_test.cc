@@ -49,7 +49,8 @@ TEST_CASE("framing: a line split across reads, one byte at a time") {
   Feeder f;
   const std::string text = "{\"id\":1,\"cmd\":\"version\"}\n{\"cmd\":\"status\"}\n";
   for (char c : text) CHECK(f.feed(std::string_view(&c, 1)) == Status::ok);
-  CHECK(f.lines == std::vector<std::string>{"{\"id\":1,\"cmd\":\"version\"}", "{\"cmd\":\"status\"}"});
+  CHECK(f.lines ==
+        std::vector<std::string>{"{\"id\":1,\"cmd\":\"version\"}", "{\"cmd\":\"status\"}"});
 }
 
 TEST_CASE("framing: a partial line is held until its newline arrives") {

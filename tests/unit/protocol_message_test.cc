@@ -69,8 +69,7 @@ TEST_CASE("parse_request: each command with its full set of args") {
   CHECK(ok_request(R"({"cmd":"start","args":{"names":["all"],"no_wait":true}})").cmd == "start");
   CHECK(ok_request(R"({"cmd":"stop","args":{"names":["w*"],"no_wait":false}})").cmd == "stop");
   CHECK(ok_request(R"({"cmd":"restart","args":{"names":["web"]}})").cmd == "restart");
-  CHECK(ok_request(R"({"cmd":"signal","args":{"signal":"HUP","names":["web"]}})").cmd ==
-        "signal");
+  CHECK(ok_request(R"({"cmd":"signal","args":{"signal":"HUP","names":["web"]}})").cmd == "signal");
   CHECK(ok_request(R"({"cmd":"signal","args":{"signal":1,"names":["web"]}})").cmd == "signal");
   CHECK(ok_request(
             R"({"cmd":"logs","args":{"name":"web","stream":"stderr","lines":0,"follow":true}})")
@@ -222,16 +221,26 @@ TEST_CASE("encode_request: omits a null id and empty args") {
 }
 
 TEST_CASE("encoders never throw on invalid UTF-8: bad bytes become U+FFFD") {
-  const std::string bad = "a\xff" "b";
+  const std::string bad =
+      "a\xff"
+      "b";
   std::string line;
   CHECK_NOTHROW(line = encode_result(1, json{{"text", bad}}));
-  CHECK(line == "{\"id\":1,\"ok\":true,\"result\":{\"text\":\"a\xEF\xBF\xBD" "b\"}}\n");
+  CHECK(line ==
+        "{\"id\":1,\"ok\":true,\"result\":{\"text\":\"a\xEF\xBF\xBD"
+        "b\"}}\n");
   CHECK_NOTHROW(line = encode_error(bad, Error{code::internal, bad, json{{bad, bad}}}));
-  CHECK(json::parse(line)["error"]["message"] == "a\xEF\xBF\xBD" "b");
+  CHECK(json::parse(line)["error"]["message"] ==
+        "a\xEF\xBF\xBD"
+        "b");
   CHECK_NOTHROW(line = encode_event(1, bad, json{{"text", bad}}));
-  CHECK(json::parse(line)["event"] == "a\xEF\xBF\xBD" "b");
+  CHECK(json::parse(line)["event"] ==
+        "a\xEF\xBF\xBD"
+        "b");
   CHECK_NOTHROW(line = encode_request(Request{bad, bad, json{{"name", bad}}}));
-  CHECK(json::parse(line)["cmd"] == "a\xEF\xBF\xBD" "b");
+  CHECK(json::parse(line)["cmd"] ==
+        "a\xEF\xBF\xBD"
+        "b");
 }
 
 TEST_CASE("an encoded request parses back to the same request") {
@@ -301,8 +310,8 @@ TEST_CASE("commands: names are unique and all are findable") {
     CHECK_FALSE(c.summary.empty());
   }
   CHECK(names == std::set<std::string_view>{"version", "status", "start", "stop", "restart",
-                                            "signal", "logs", "events", "reload",
-                                            "reopen_logs", "shutdown"});
+                                            "signal", "logs", "events", "reload", "reopen_logs",
+                                            "shutdown"});
   CHECK(find_command("nope") == nullptr);
 }
 
