@@ -166,7 +166,7 @@ void ControlServer::accept_one() {
   peer = {cred.pid, cred.uid, cred.gid};
 
   auto client = std::make_unique<Client>(
-      Client{this, next_id_++, pipe, peer, protocol::LineReader{}, false});
+      Client{this, next_id_++, pipe, peer, protocol::LineReader{}, false, false});
   pipe->data = client.get();
   Client& c = *client;
   clients_.emplace(c.id, std::move(client));
@@ -204,6 +204,12 @@ void ControlServer::on_alloc(uv_handle_t* handle, std::size_t, uv_buf_t* buf) {
 void ControlServer::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
   auto* c = static_cast<Client*>(stream->data);
   if (c == nullptr) return;
+  if (nread == UV_EOF) {
+    c->input_closed = true;
+    uv_read_stop(stream);
+    if (!c->server->handler_.on_input_closed(c->id)) c->server->close_after_flush(*c);
+    return;
+  }
   if (nread < 0) {
     c->server->drop(*c);
     return;
@@ -282,6 +288,16 @@ void ControlServer::send_result(ClientId client, const json& id, const json& res
 
 void ControlServer::send_error(ClientId client, const json& id, const protocol::Error& err) {
   send(client, protocol::encode_error(id, err));
+}
+
+void ControlServer::close_when_done(ClientId id) {
+  auto it = clients_.find(id);
+  if (it != clients_.end()) close_after_flush(*it->second);
+}
+
+bool ControlServer::input_closed(ClientId id) const {
+  auto it = clients_.find(id);
+  return it != clients_.end() && it->second->input_closed;
 }
 
 void ControlServer::close_after_flush(Client& c) {

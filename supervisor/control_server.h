@@ -38,6 +38,10 @@ class ControlServer {
     virtual ~Handler() = default;
     virtual void on_request(ClientId client, const Peer& peer, protocol::Request req) = 0;
     virtual void on_disconnect(ClientId client) = 0;
+    // The client will send nothing more (it shut down its side, as `echo ... | socat`
+    // does). Return true while something is still owed to it (a reply it waits for, a
+    // stream it follows): the connection stays open until close_when_done().
+    virtual bool on_input_closed(ClientId client) = 0;
   };
 
   ControlServer(uv_loop_t* loop, Handler& handler, Logger& log);
@@ -56,6 +60,9 @@ class ControlServer {
   void send_result(ClientId client, const protocol::json& id, const protocol::json& result);
   void send_error(ClientId client, const protocol::json& id, const protocol::Error& err);
   bool connected(ClientId client) const { return clients_.count(client) != 0; }
+  // Closes a client whose input is closed, once what is queued to it is written.
+  void close_when_done(ClientId client);
+  bool input_closed(ClientId client) const;
   std::size_t client_count() const { return clients_.size(); }
 
  private:
@@ -66,6 +73,7 @@ class ControlServer {
     Peer peer;
     protocol::LineReader reader;
     bool closing = false;
+    bool input_closed = false;
   };
 
   static void on_connection(uv_stream_t* server, int status);

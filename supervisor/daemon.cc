@@ -248,6 +248,10 @@ void Daemon::run_effects() {
                 for (const auto& o : r.outcomes) result.push_back(core::outcome_json(o));
                 server_->send_result(who.client, who.id, result);
               }
+              // A client that said all it had to say goes once it has every answer.
+              if (server_->input_closed(who.client) && !on_input_closed(who.client)) {
+                server_->close_when_done(who.client);
+              }
             },
         },
         effect);
@@ -406,11 +410,10 @@ void Daemon::reopen_logs() {
 void Daemon::on_request(ClientId client, const Peer& peer, protocol::Request req) {
   auto it = registry().find(req.cmd);
   if (it == registry().end()) {
-    std::vector<std::string> names;
-    for (const auto& c : protocol::commands()) names.emplace_back(c.name);
-    std::string msg = "unknown command '" + req.cmd + "'";
-    if (auto close = config::did_you_mean(req.cmd, names)) msg += " (did you mean '" + *close + "'?)";
-    server_->send_error(client, req.id, {code::unknown_command, msg, nullptr});
+    // parse_request() admits only commands of the table, and prepare() checked that each
+    // has a handler: this is a bug, reported rather than crashed on.
+    server_->send_error(client, req.id,
+                        {code::internal, "no handler for command '" + req.cmd + "'", nullptr});
     return;
   }
   const auto* info = protocol::find_command(req.cmd);
@@ -437,6 +440,19 @@ void Daemon::on_disconnect(ClientId client) {
       ++it;
     }
   }
+}
+
+bool Daemon::on_input_closed(ClientId client) {
+  if (event_subscribers_.count(client)) return true;
+  for (const auto& [job, list] : followers_) {
+    for (const auto& f : list) {
+      if (f.client == client) return true;
+    }
+  }
+  for (const auto& [waiter, who] : waiting_) {
+    if (who.client == client) return true;
+  }
+  return false;
 }
 
 void Daemon::cmd_version(ClientId c, const protocol::Request& r) {

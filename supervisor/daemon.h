@@ -39,6 +39,7 @@ class Daemon : public ControlServer::Handler {
   void on_request(ControlServer::ClientId client, const Peer& peer,
                   protocol::Request req) override;
   void on_disconnect(ControlServer::ClientId client) override;
+  bool on_input_closed(ControlServer::ClientId client) override;
 
  private:
   using Handler = void (Daemon::*)(ControlServer::ClientId, const protocol::Request&);

@@ -297,3 +297,13 @@ def test_shutdown_replies_then_stops_everything(running):
     assert running.call("shutdown") == {"id": 1, "ok": True, "result": {}}
     wait_until(lambda: not pid_alive(daemon), timeout=20, what="vigild to exit")
     assert not any(pid_alive(p) for p in pids)
+
+
+def test_a_half_closed_client_still_gets_its_waited_for_reply(running):
+    # `echo REQUEST | socat - UNIX-CONNECT:...` shuts down its side right after sending.
+    line = b'{"id":1,"cmd":"stop","args":{"names":["web"]}}\n'
+    r = subprocess.run(["socat", "-t", "30", "-", f"UNIX-CONNECT:{running.socket}"], input=line,
+                       capture_output=True, timeout=60)
+    reply = json.loads(r.stdout.decode().splitlines()[0])
+    assert reply["ok"], reply
+    assert reply["result"][0]["state"] == "stopped"
