@@ -123,11 +123,13 @@ std::string ControlServer::listen(const config::SupervisorSpec& spec) {
 }
 
 void ControlServer::close() {
-  while (!clients_.empty()) drop(*clients_.begin()->second);
+  // The socket goes first: a client that sees its connection close can count on the
+  // path being free for the next daemon.
   if (listener_ != nullptr) {
     close_handle(listener_);
     ::unlink(path_.c_str());
   }
+  while (!clients_.empty()) drop(*clients_.begin()->second);
 }
 
 bool ControlServer::peer_allowed(const Peer& p) const {

@@ -358,8 +358,10 @@ void Daemon::finish() {
   for (auto& [name, out] : outputs_) out->drain();
   writer_->flush();
   outputs_.clear();
-  server_->close();
+  // The pidfile is free before clients see their connections close, so that
+  // `vigilctl shutdown && vigild` never finds the old daemon in the way.
   pidfile_.release();
+  server_->close();
   timers_.clear();
   signals_.clear();
   shutdown_timer_.reset();

@@ -1,0 +1,167 @@
+"""vigilctl against the real daemon: output, exit codes, socket resolution, errors."""
+
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import VIGILCTL, helper_cmd, pid_alive, wait_until
+
+
+def sleeper(**extra):
+    job = {"command": helper_cmd("sleep"), "start_seconds": "0.2s"}
+    job.update(extra)
+    return job
+
+
+@pytest.fixture
+def two(vigil):
+    vigil.write_config({"web": sleeper(), "batch": sleeper(autostart=False)})
+    vigil.start()
+    vigil.wait_state("web", "running")
+    return vigil
+
+
+def test_status_exit_codes(two):
+    r = two.ctl("status", "web")
+    assert r.returncode == 0
+    assert r.stdout.splitlines()[0].split() == ["NAME", "STATE", "PID", "UPTIME", "RESTARTS", "NOTE"]
+    assert r.stdout.splitlines()[1].split()[:2] == ["web", "running"]
+    assert two.ctl("status").returncode == 3  # batch is stopped
+    assert two.ctl("status", "batch").returncode == 3
+    r = two.ctl("status", "nope")
+    assert r.returncode == 1
+    assert r.stderr == "vigilctl: no job named 'nope'\n"
+
+
+def test_json_output_parses_back_to_the_protocol_result(two):
+    r = two.ctl("--json", "status")
+    data = json.loads(r.stdout)
+    assert [s["name"] for s in data] == ["web", "batch"]
+    assert data[0]["pid"] == two.status("web")["pid"]
+    r = two.ctl("--json", "start", "batch", check=True)
+    [o] = json.loads(r.stdout)
+    assert o["name"] == "batch" and o["ok"] and o["state"] == "running"
+
+
+def test_start_stop_restart_print_the_outcome(two):
+    r = two.ctl("start", "batch", check=True)
+    pid = two.status("batch")["pid"]
+    assert r.stdout == f"batch: running (pid {pid})\n"
+    r = two.ctl("restart", "batch", check=True)
+    assert two.status("batch")["pid"] != pid
+    r = two.ctl("stop", "all", check=True)
+    assert sorted(r.stdout.splitlines()) == ["batch: stopped", "web: stopped"]
+
+
+def test_a_failed_start_says_what_happened_and_where_to_look(vigil):
+    vigil.write_config({"bad": {"command": helper_cmd("exit", 1), "autostart": False}})
+    vigil.start()
+    r = vigil.ctl("start", "bad")
+    assert r.returncode == 1
+    assert r.stderr.startswith("vigilctl: bad: exited with status 1 after ")
+    assert r.stderr.rstrip().endswith(f"(see {vigil.log_dir}/bad.err.log)")
+
+
+def test_cannot_connect_says_which_socket_and_what_to_check(tmp_path):
+    path = str(tmp_path / "none.sock")
+    r = subprocess.run([VIGILCTL, "-s", path, "status"], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert r.stderr == f"vigilctl: cannot connect to {path}: no such file (is vigild running?)\n"
+
+
+def test_usage_errors_exit_2(two):
+    r = two.ctl("frobnicate")
+    assert r.returncode == 2
+    assert "unknown command 'frobnicate'" in r.stderr
+    assert two.ctl("start").returncode == 2  # names are required
+    assert two.ctl("status", "--help").returncode == 0
+
+
+def test_socket_from_env_and_from_config(two):
+    env = dict(os.environ, VIGIL_SOCKET=two.socket)
+    r = subprocess.run([VIGILCTL, "status", "web"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([VIGILCTL, "-c", str(two.config), "status", "web"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_no_colour_without_a_tty(two):
+    r = two.ctl("status")
+    assert "\x1b[" not in r.stdout
+    env = dict(os.environ, NO_COLOR="1")
+    r = two.ctl("status", env=env)
+    assert "\x1b[" not in r.stdout
+
+
+def test_reload_reports_the_difference(two):
+    two.write_config({"web": sleeper(), "batch": sleeper(autostart=False, env={"X": "1"}),
+                      "extra": sleeper()})
+    r = two.ctl("reload", check=True)
+    assert "added: extra" in r.stdout
+    assert "changed: batch" in r.stdout
+    assert "unchanged: 1 job" in r.stdout
+    two.config.write_text("jobs:\n  web:\n    command: {program: x}\n")
+    r = two.ctl("reload")
+    assert r.returncode == 1
+    assert f"{two.config}:3:14: jobs.web.command:" in r.stderr
+
+
+def test_events_prints_state_changes(two):
+    p = subprocess.Popen([VIGILCTL, "-s", two.socket, "events"], stdout=subprocess.PIPE,
+                         text=True)
+    try:
+        # Nothing tells when the subscription is live, so make changes until one shows up.
+        def first_event():
+            two.call("restart", names=["web"], no_wait=True)
+            ready, _, _ = select.select([p.stdout], [], [], 0.2)
+            return p.stdout.readline() if ready else None
+        assert " web " in wait_until(first_event, what="a first event")
+        two.ctl("start", "batch", check=True)
+        batch = []
+        while len(batch) < 2:
+            line = p.stdout.readline()
+            if " batch " in line:
+                batch.append(line)
+        assert re.match(r"^\d{4}-\d\d-\d\dT[\d:.]+Z batch stopped -> starting \(pid \d+\)$",
+                        batch[0].rstrip()), batch[0]
+        assert "batch starting -> running" in batch[1]
+    finally:
+        p.send_signal(signal.SIGINT)
+        assert p.wait(timeout=10) in (0, 130)
+
+
+def test_logs_follow_ends_quietly_on_ctrl_c(vigil):
+    vigil.write_config({"d": {"command": helper_cmd("drip", 0.05)}})
+    vigil.start()
+    p = subprocess.Popen([VIGILCTL, "-s", vigil.socket, "logs", "-f", "d"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = p.stdout.readline()
+    assert first.startswith("drip ")
+    p.send_signal(signal.SIGINT)
+    assert p.wait(timeout=10) == 130
+    assert p.stderr.read() == ""
+
+
+def test_signal_and_version(two):
+    pid = two.status("web")["pid"]
+    r = two.ctl("signal", "CONT", "web", check=True)
+    assert r.stdout == f"web: sent CONT to pid {pid}\n"
+    r = two.ctl("version", check=True)
+    assert r.stdout.startswith("vigilctl ") and "vigild " in r.stdout
+
+
+def test_shutdown_returns_when_a_new_vigild_can_start(two):
+    pid = two.pid()
+    two.ctl("shutdown", check=True)
+    assert not os.path.exists(two.socket)
+    assert not os.path.exists(two.pidfile)
+    two.start()  # no "already running", no "socket in use"
+    assert two.pid() != pid
+    wait_until(lambda: not pid_alive(pid), what="the old vigild to exit")
