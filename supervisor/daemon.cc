@@ -2,6 +2,7 @@
 #include "daemon.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -107,7 +108,14 @@ const std::map<std::string, Daemon::Handler, std::less<>>& Daemon::registry() {
 Daemon::Daemon(config::Config cfg, config::Environment env, Logger& log)
     : cfg_(std::move(cfg)), env_(std::move(env)), log_(log) {
   uv_loop_init(&loop_);
-  spawner_ = std::make_unique<Spawner>(job_base_environment(), cfg_.supervisor.umask);
+  // Room for every client (up to kMaxClients) and two pipes per job: the soft file limit
+  // goes up to the hard one. Jobs get the original back.
+  struct rlimit nofile {};
+  ::getrlimit(RLIMIT_NOFILE, &nofile);
+  struct rlimit raised = nofile;
+  raised.rlim_cur = nofile.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &raised);
+  spawner_ = std::make_unique<Spawner>(job_base_environment(), cfg_.supervisor.umask, nofile);
   writer_ = std::make_unique<LogWriter>(&loop_);
   server_ = std::make_unique<ControlServer>(&loop_, *this, log_);
 }

@@ -128,38 +128,7 @@ JobOutput::Reader* JobOutput::add_reader(int fd, Stream stream, LogWriter::Strea
   uv_pipe_open(r->pipe, fd);
   Reader* raw = r.get();
   readers_.push_back(std::move(r));
-  uv_read_start(
-      reinterpret_cast<uv_stream_t*>(raw->pipe),
-      [](uv_handle_t* h, std::size_t, uv_buf_t* buf) {
-        auto* rd = static_cast<Reader*>(h->data);
-        if (rd == nullptr) {
-          *buf = uv_buf_init(nullptr, 0);
-          return;
-        }
-        if (!rd->pending.data) rd->pending = rd->owner->writer_.take_buffer();
-        *buf = uv_buf_init(rd->pending.data.get(), LogWriter::kChunkSize);
-      },
-      [](uv_stream_t* s, ssize_t n, const uv_buf_t*) {
-        auto* rd = static_cast<Reader*>(s->data);
-        if (rd == nullptr || n == 0) return;
-        JobOutput* self = rd->owner;
-        if (n < 0) {  // EOF: every writer of this pipe is gone
-          self->remove_reader(rd);
-          return;
-        }
-        Chunk chunk = std::move(rd->pending);
-        chunk.size = static_cast<std::size_t>(n);
-        if (self->spec_.log_timestamps) chunk = self->stamp(*rd, std::move(chunk));
-        if (self->tap_) self->tap_(rd->stream, std::string_view(chunk.data.get(), chunk.size));
-        if (rd->id == 0) return;  // its file was replaced by reload; nothing to write to
-        self->writer_.write(rd->id, std::move(chunk));
-        std::size_t& flight = self->in_flight_[rd->id];
-        flight += static_cast<std::size_t>(n);
-        if (flight >= kMaxInFlight) {
-          uv_read_stop(s);
-          rd->paused = true;
-        }
-      });
+  start_reading(raw);
   return raw;
 }
 
@@ -182,6 +151,45 @@ Chunk JobOutput::stamp(Reader& r, Chunk raw) {
   return stamped;
 }
 
+void JobOutput::start_reading(Reader* r) {
+  // Named functions, not stored pointers: uv_read_stop() forgets the callbacks, and a
+  // paused reader must be able to start again.
+  uv_read_start(reinterpret_cast<uv_stream_t*>(r->pipe), &JobOutput::on_alloc,
+                &JobOutput::on_read);
+}
+
+void JobOutput::on_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf) {
+  auto* rd = static_cast<Reader*>(h->data);
+  if (rd == nullptr) {
+    *buf = uv_buf_init(nullptr, 0);
+    return;
+  }
+  if (!rd->pending.data) rd->pending = rd->owner->writer_.take_buffer();
+  *buf = uv_buf_init(rd->pending.data.get(), LogWriter::kChunkSize);
+}
+
+void JobOutput::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
+  auto* rd = static_cast<Reader*>(s->data);
+  if (rd == nullptr || n == 0) return;
+  JobOutput* self = rd->owner;
+  if (n < 0) {  // EOF: every writer of this pipe is gone
+    self->remove_reader(rd);
+    return;
+  }
+  Chunk chunk = std::move(rd->pending);
+  chunk.size = static_cast<std::size_t>(n);
+  if (self->spec_.log_timestamps) chunk = self->stamp(*rd, std::move(chunk));
+  if (self->tap_) self->tap_(rd->stream, std::string_view(chunk.data.get(), chunk.size));
+  if (rd->id == 0) return;  // its file was replaced by reload; nothing to write to
+  std::size_t& flight = self->in_flight_[rd->id];
+  flight += chunk.size;
+  self->writer_.write(rd->id, std::move(chunk));
+  if (flight >= kMaxInFlight) {
+    uv_read_stop(s);
+    rd->paused = true;
+  }
+}
+
 void JobOutput::remove_reader(Reader* r) {
   close_handle(r->pipe);
   readers_.remove_if([&](const auto& p) { return p.get() == r; });
@@ -201,9 +209,7 @@ void JobOutput::written(LogWriter::StreamId id, std::size_t bytes) {
   for (auto& r : readers_) {
     if (r->id == id && r->paused) {
       r->paused = false;
-      uv_read_start(reinterpret_cast<uv_stream_t*>(r->pipe),
-                    reinterpret_cast<uv_stream_t*>(r->pipe)->alloc_cb,
-                    reinterpret_cast<uv_stream_t*>(r->pipe)->read_cb);
+      start_reading(r.get());
     }
   }
 }

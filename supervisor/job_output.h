@@ -60,6 +60,9 @@ class JobOutput {
   void open_streams(const config::JobSpec& spec);
   void close_streams();
   Reader* add_reader(int fd, Stream stream, LogWriter::StreamId id);
+  void start_reading(Reader* r);
+  static void on_alloc(uv_handle_t* h, std::size_t suggested, uv_buf_t* buf);
+  static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
   void remove_reader(Reader* r);
   Chunk stamp(Reader& r, Chunk raw);
 

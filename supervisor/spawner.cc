@@ -119,6 +119,7 @@ struct ChildPlan {
   char* const* envp;
   const char* cwd;
   mode_t umask;
+  struct rlimit nofile;
   int stdin_fd, stdout_fd, stderr_fd;
   bool switch_ids;
   uid_t uid;
@@ -148,6 +149,7 @@ struct ChildPlan {
   close_from(3, p.report_fd);
 
   ::umask(p.umask);
+  ::setrlimit(RLIMIT_NOFILE, &p.nofile);
   if (::chdir(p.cwd) < 0) child_fail(p.report_fd, Stage::chdir);
   if (p.switch_ids) {
     if (::setgroups(p.ngroups, p.groups) < 0) child_fail(p.report_fd, Stage::groups);
@@ -184,8 +186,8 @@ bool Spawner::is_internal_variable(const std::string& name) {
          name.rfind("VIGIL_INTERNAL_", 0) == 0;
 }
 
-Spawner::Spawner(std::vector<std::string> base_env, mode_t umask)
-    : base_env_(std::move(base_env)), umask_(umask) {
+Spawner::Spawner(std::vector<std::string> base_env, mode_t umask, struct rlimit nofile)
+    : base_env_(std::move(base_env)), umask_(umask), nofile_(nofile) {
   devnull_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
@@ -260,6 +262,7 @@ SpawnResult Spawner::spawn(const config::JobSpec& spec, const ChildStdio& io) {
   plan.envp = envp.data();
   plan.cwd = spec.cwd.c_str();
   plan.umask = spec.umask.value_or(umask_);
+  plan.nofile = nofile_;
   plan.stdin_fd = devnull_;
   plan.stdout_fd = io.out;
   plan.stderr_fd = io.err;

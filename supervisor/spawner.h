@@ -4,6 +4,7 @@
 // through a close-on-exec pipe as the job's failure reason, never as an anonymous exit 127.
 #pragma once
 
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <string>
@@ -24,7 +25,9 @@ class Spawner {
  public:
   // `base_env` is the environment every job starts from (the daemon's, less vigild's own
   // variables); `umask` the daemon's, for jobs that set none.
-  Spawner(std::vector<std::string> base_env, mode_t umask);
+  // `nofile` is the RLIMIT_NOFILE that vigild was started with: vigild raises its own to
+  // serve many clients and jobs, but jobs get the limit they would have had without it.
+  Spawner(std::vector<std::string> base_env, mode_t umask, struct rlimit nofile);
 
   // Starts the job with `io` as its stdout and stderr (see job_output.h).
   SpawnResult spawn(const config::JobSpec& spec, const ChildStdio& io);
@@ -35,6 +38,7 @@ class Spawner {
  private:
   std::vector<std::string> base_env_;
   mode_t umask_;
+  struct rlimit nofile_;
   int devnull_ = -1;
 };
 

@@ -49,6 +49,8 @@ def main():
             f"pid={os.getpid()}",
             f"fds={','.join(sorted(os.listdir('/proc/self/fd'), key=int))}",
         ]
+        import resource
+        lines.append(f"nofile={resource.getrlimit(resource.RLIMIT_NOFILE)[0]}")
         lines += [f"env.{k}={v}" for k, v in sorted(os.environ.items())]
         write(out, "\n".join(lines) + "\n")
         forever()

@@ -195,3 +195,20 @@ def test_idle_daemon_with_100_jobs_does_not_wake_up(vigil):
     time.sleep(10)  # the measurement window itself: nothing is awaited here
     after = switches()
     assert after - before == 0, f"vigild woke up {after - before} times in 10s while idle"
+
+
+def test_shutdown_timeout_bounds_the_whole_shutdown(vigil, tmp_path):
+    pids_file = tmp_path / "pids"
+    vigil.write_config({"stubborn": {"command": helper_cmd("ignore-term", pids_file),
+                                     "stop_timeout": "60s", "start_seconds": "0.2s"}},
+                       supervisor={"shutdown_timeout": "1s"})
+    vigil.start()
+    wait_until(pids_file.exists, what="pids")
+    job = int(pids_file.read_text().split()[0])
+    pid = vigil.pid()
+    t0 = time.monotonic()
+    os.kill(pid, signal.SIGTERM)
+    wait_until(lambda: not pid_alive(pid), timeout=20, what="vigild to exit")
+    assert time.monotonic() - t0 < 5  # 1s, then SIGKILL; not the job's 60s stop_timeout
+    assert not pid_alive(job)
+    assert "shutdown_timeout passed: killing what is left" in vigil.daemon_log()

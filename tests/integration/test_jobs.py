@@ -4,6 +4,7 @@
 import os
 import pathlib
 import pwd
+import resource
 import signal
 import tempfile
 import time
@@ -48,6 +49,31 @@ def test_cwd_env_umask_and_process_group_reach_the_job(vigil, tmp_path):
     # Only stdin, stdout and stderr (3 is the helper's own listing of /proc/self/fd).
     assert r["fds"] == "0,1,2,3"
     assert "env.NOTIFY_SOCKET" not in r
+
+
+def test_a_job_starts_with_a_clean_signal_mask_and_default_dispositions(vigil, tmp_path):
+    # Not the Python helper: Python ignores SIGPIPE and SIGXFSZ itself at startup. grep
+    # reads its own status, inherited through sh and exec as vigild left it.
+    out = tmp_path / "sig"
+    vigil.write_config({"s": {"command": ["/bin/sh", "-c",
+                              f"grep -E '^Sig(Blk|Ign)' /proc/self/status > {out}.tmp; "
+                              f"mv {out}.tmp {out}; exec sleep 3600"]}})
+    vigil.start()
+    wait_until(out.exists, what="the signal report")
+    fields = dict(l.split(":\t") for l in out.read_text().splitlines())
+    # vigild itself ignores SIGPIPE and blocks nothing a job should inherit.
+    assert fields == {"SigBlk": "0000000000000000", "SigIgn": "0000000000000000"}
+
+
+def test_vigild_raises_its_file_limit_but_jobs_keep_the_original(vigil, tmp_path):
+    report = tmp_path / "report"
+    vigil.write_config({"r": {"command": helper_cmd("report", report)}})
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    vigil.start(preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)))
+    assert read_report(report)["nofile"] == "256"
+    with open(f"/proc/{vigil.pid()}/limits") as f:
+        line = next(l for l in f if l.startswith("Max open files"))
+    assert int(line.split()[3]) == hard
 
 
 def test_a_file_made_by_a_job_has_the_mode_its_umask_implies(vigil, tmp_path):

@@ -307,3 +307,51 @@ def test_a_half_closed_client_still_gets_its_waited_for_reply(running):
     reply = json.loads(r.stdout.decode().splitlines()[0])
     assert reply["ok"], reply
     assert reply["result"][0]["state"] == "stopped"
+
+
+def test_the_client_after_1024_gets_busy(running):
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+    clients = []
+    try:
+        for _ in range(1024):
+            clients.append(running.client())
+        # Every one of them is really served (one round trip each proves the accept).
+        for c in clients[:: 64]:
+            assert c.call("version")["ok"]
+        extra = running.client()
+        m = extra.read_message()
+        assert m["ok"] is False and m["error"]["code"] == "busy"
+        extra.close()
+        clients.pop().close()
+        def served():
+            try:
+                return running.client().call("version")["ok"]
+            except ConnectionError:
+                return False  # busy still: the close has not been handled yet
+        wait_until(served, what="a free place again")
+    finally:
+        for c in clients:
+            c.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_follower_that_never_reads_a_flooding_job_is_dropped_and_others_are_served(vigil):
+    vigil.write_config({"flood": {"command": helper_cmd("flood"), "log_max_size": "4MiB",
+                                  "log_backups": 1}})
+    vigil.start()
+    hog = vigil.client()
+    hog.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    hog.send_line(b'{"id":1,"cmd":"logs","args":{"name":"flood","lines":0,"follow":true}}\n')
+    # The hog never reads. Others are served quickly all the while.
+    for _ in range(20):
+        t0 = time.monotonic()
+        assert vigil.call("status", names=["flood"])["ok"]
+        assert time.monotonic() - t0 < 1.0
+    wait_until(lambda: "not reading its replies" in vigil.daemon_log(), timeout=30,
+               what="the hog to be dropped")
+    with open(f"/proc/{vigil.pid()}/status") as f:
+        rss_kb = int(next(l for l in f if l.startswith("VmRSS")).split()[1])
+    assert rss_kb < 64 * 1024
+    hog.close()
