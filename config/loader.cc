@@ -196,9 +196,9 @@ class Loader {
       }
       globfree(&found);
       if (glob_failure) {
-        reader.error(ref.at, ref.path,
-                     "cannot read " + glob_failure->first + ": " +
-                         std::strerror(glob_failure->second));
+        reader.error(
+            ref.at, ref.path,
+            "cannot read " + glob_failure->first + ": " + std::strerror(glob_failure->second));
       }
       // Byte order, not the locale's collation: the same files load in the same order
       // everywhere.
@@ -208,8 +208,9 @@ class Loader {
     const std::string display_dir = internal::parent_of(stack_.back().display);
     for (const std::string& match : matches) {
       const std::string display =
-          absolute ? internal::resolve_path("/", match)
-                   : internal::resolve_path(display_dir, std::string_view(match).substr(prefix.size()));
+          absolute
+              ? internal::resolve_path("/", match)
+              : internal::resolve_path(display_dir, std::string_view(match).substr(prefix.size()));
       include_file(reader, ref, display, internal::resolve_path("/", match));
     }
   }
@@ -257,10 +258,11 @@ class Loader {
       if (draft.stderr_given && job.stdout_log.kind == Output::Kind::file &&
           job.stderr_log.kind == Output::Kind::file && !job.stdout_log.path.empty() &&
           job.stdout_log.path == job.stderr_log.path && !job.stdout_log.path.starts_with("/dev/")) {
-        errors_.push_back({draft.stderr_at,
-                           "jobs." + printable(job.name) + ".stderr: " + quote(job.stderr_log.path) +
-                               " is also the job's stdout (expected another file, or stdout to "
-                               "merge the streams)"});
+        errors_.push_back(
+            {draft.stderr_at, "jobs." + printable(job.name) +
+                                  ".stderr: " + quote(job.stderr_log.path) +
+                                  " is also the job's stdout (expected another file, or stdout to "
+                                  "merge the streams)"});
       }
     }
   }
@@ -296,7 +298,8 @@ LoadResult guarded(const std::string& display, Body body) {
     return body();
   } catch (const std::exception& e) {
     LoadResult result;
-    result.errors.push_back({{display, 0, 0}, std::string("internal error while loading: ") + e.what()});
+    result.errors.push_back(
+        {{display, 0, 0}, std::string("internal error while loading: ") + e.what()});
     return result;
   } catch (...) {
     LoadResult result;
@@ -346,7 +349,7 @@ LoadResult load_from_string(const std::string& text, const std::string& path,
     }
     // When the file also exists on disk, an include of it is a loop like any other.
     std::optional<FileId> id;
-    struct stat st{};
+    struct stat st {};
     if (stat(absolute->c_str(), &st) == 0) id = FileId{st.st_dev, st.st_ino};
     loader.load_main(path, *absolute, text, id);
     return loader.finish();

@@ -48,8 +48,7 @@ void Reader::error(const Location& at, std::string_view path, std::string_view m
 }
 
 void Reader::expected(const Entry& entry, std::string_view what) {
-  error(value_at(entry), entry.path,
-        "expected " + std::string(what) + ", got " + describe(entry));
+  error(value_at(entry), entry.path, "expected " + std::string(what) + ", got " + describe(entry));
 }
 
 Location Reader::value_at(const Entry& entry) const {
@@ -158,8 +157,8 @@ std::optional<long long> Reader::integer(const Entry& entry, long long min, long
     if (text.starts_with('+')) text.remove_prefix(1);
     long long value = 0;
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec == std::errc() && end == text.data() + text.size() && !text.empty() &&
-        value >= min && value <= max) {
+    if (ec == std::errc() && end == text.data() + text.size() && !text.empty() && value >= min &&
+        value <= max) {
       return value;
     }
   }

@@ -60,14 +60,15 @@ class Reader {
   std::vector<Entry> entries(const Entry& parent, std::string_view what = "a mapping",
                              bool repeats_ok = false);
   // The same for a node that is not the value of a key (the top level of a file).
-  std::vector<Entry> entries(const YAML::Node& node, std::string_view path,
-                             std::string_view what, bool repeats_ok = false);
+  std::vector<Entry> entries(const YAML::Node& node, std::string_view path, std::string_view what,
+                             bool repeats_ok = false);
   // The elements of a list value, each with path "parent[i]".
   std::vector<Entry> elements(const Entry& parent) const;
 
   // Reports `entry` as an unknown key of the mapping at `path`, with a suggestion from
   // `known` when one is close.
-  void unknown_key(const Entry& entry, std::string_view path, const std::vector<std::string>& known);
+  void unknown_key(const Entry& entry, std::string_view path,
+                   const std::vector<std::string>& known);
 
   // Typed values. Each reports its own problem and returns std::nullopt on failure.
   std::optional<std::string> scalar(const Entry& entry, std::string_view what);

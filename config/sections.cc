@@ -14,16 +14,21 @@ namespace vigil::config::internal {
 namespace {
 
 const std::vector<std::string> kSupervisorKeys = {
-    "socket", "socket_mode",      "socket_group", "pidfile", "log",
-    "log_dir", "umask", "shutdown_timeout", "include",
+    "socket",  "socket_mode", "socket_group",     "pidfile", "log",
+    "log_dir", "umask",       "shutdown_timeout", "include",
 };
 
 const std::vector<std::string> kJobKeys = {
-    "command",       "cwd",          "umask",       "env",         "user",
-    "group",         "stdout",       "stderr",      "log_max_size", "log_backups",
-    "log_timestamps", "autostart",   "restart",     "success_exit_codes",
-    "start_seconds", "start_retries", "backoff",    "stop_signal", "stop_timeout",
-    "kill_group",
+    "command",        "cwd",
+    "umask",          "env",
+    "user",           "group",
+    "stdout",         "stderr",
+    "log_max_size",   "log_backups",
+    "log_timestamps", "autostart",
+    "restart",        "success_exit_codes",
+    "start_seconds",  "start_retries",
+    "backoff",        "stop_signal",
+    "stop_timeout",   "kill_group",
 };
 
 const std::vector<std::string> kBackoffKeys = {"initial", "max", "factor"};
@@ -35,15 +40,14 @@ const std::vector<std::string> kRestartPolicies = {"always", "on-failure", "neve
 constexpr std::size_t kMaxJobName = 64;
 
 bool is_job_name_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         c == '_' || c == '.' || c == '@' || c == '-';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '.' || c == '@' || c == '-';
 }
 
 bool is_env_name(std::string_view name) {
   if (name.empty() || (name[0] >= '0' && name[0] <= '9')) return false;
   for (char c : name) {
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '_')) {
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_')) {
       return false;
     }
   }
@@ -76,9 +80,9 @@ void read_command(Reader& reader, const Entry& entry, JobSpec& job) {
       if (entry.value.Scalar().find_first_not_of(" \t\r\n") == std::string::npos) {
         reader.expected(entry, "a command");
       } else {
-        reader.error(reader.value_at(entry), entry.path,
-                     quote(entry.value.Scalar()) +
-                         " expands to an empty string (expected a command)");
+        reader.error(
+            reader.value_at(entry), entry.path,
+            quote(entry.value.Scalar()) + " expands to an empty string (expected a command)");
       }
       return;
     }
@@ -107,9 +111,9 @@ void read_command(Reader& reader, const Entry& entry, JobSpec& job) {
       if (item.value.Scalar().empty()) {
         reader.expected(item, "a program");
       } else {
-        reader.error(reader.value_at(item), item.path,
-                     quote(item.value.Scalar()) +
-                         " expands to an empty string (expected a program)");
+        reader.error(
+            reader.value_at(item), item.path,
+            quote(item.value.Scalar()) + " expands to an empty string (expected a program)");
       }
       ok = false;
     }
@@ -132,9 +136,9 @@ void read_env(Reader& reader, const Entry& entry,
       continue;
     }
     if (var.value.IsNull()) {
-      reader.error(reader.value_at(var), var.path,
-                   "expected a string, got " + reader.describe(var) +
-                       " (write \"\" for an empty value)");
+      reader.error(
+          reader.value_at(var), var.path,
+          "expected a string, got " + reader.describe(var) + " (write \"\" for an empty value)");
       continue;
     }
     if (std::optional<std::string> value = reader.expanded(var, "a string")) {
@@ -167,8 +171,7 @@ std::optional<std::string> read_account_name(Reader& reader, const Entry& entry,
   return name;
 }
 
-void check_account_exists(Reader& reader, const Entry& entry, const std::string& name,
-                          bool group) {
+void check_account_exists(Reader& reader, const Entry& entry, const std::string& name, bool group) {
   const bool exists = group ? find_group(name).has_value() : find_user(name).has_value();
   if (!exists) {
     reader.error(reader.value_at(entry), entry.path,
@@ -193,8 +196,7 @@ void read_job_account(Reader& reader, const Entry& entry, bool group,
       self = uid == env.uid;
     } else {
       const std::optional<gid_t> primary = primary_group_of(env.uid);
-      const std::optional<gid_t> gid =
-          numeric ? std::optional<gid_t>(*numeric) : find_group(*name);
+      const std::optional<gid_t> gid = numeric ? std::optional<gid_t>(*numeric) : find_group(*name);
       self = primary && gid == primary;
     }
     if (!self) {
@@ -452,9 +454,9 @@ std::vector<IncludeRef> read_include(Reader& reader, const Entry& entry,
       if (item.value.Scalar().empty()) {
         reader.expected(item, "a glob pattern");
       } else {
-        reader.error(reader.value_at(item), item.path,
-                     quote(item.value.Scalar()) +
-                         " expands to an empty string (expected a glob pattern)");
+        reader.error(
+            reader.value_at(item), item.path,
+            quote(item.value.Scalar()) + " expands to an empty string (expected a glob pattern)");
       }
       continue;
     }

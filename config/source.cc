@@ -19,17 +19,22 @@
 namespace vigil::config::internal {
 namespace {
 
-// Receives yaml-cpp's parse events to find quoted scalars that never end. yaml-cpp 0.7
-// accepts `key: "abc` followed by a newline at the end of a file, swallowing the rest
-// of the file into the string; the event stream still tells where each quoted scalar
-// starts, so the text can be checked for its closing quote.
-class QuoteChecker : public YAML::EventHandler {
+// Walks yaml-cpp's parse events once, before the tree is built, to work around two
+// problems of yaml-cpp 0.7:
+// - it accepts `key: "abc` followed by a newline at the end of a file, swallowing the
+//   rest of the file into the string; the events still tell where each quoted scalar
+//   starts, so the text can be checked for its closing quote;
+// - on a "," outside [ ] or { } it reports an empty document without consuming the
+//   comma, forever, so YAML::LoadAll never returns (yaml-cpp issue #1040). The start of
+//   each document is recorded so that the caller can stop when one makes no progress.
+class EventCheck : public YAML::EventHandler {
  public:
-  QuoteChecker(const std::string& text, std::size_t bom) : text_(text), bom_(bom) {}
+  EventCheck(const std::string& text, std::size_t bom) : text_(text), bom_(bom) {}
 
   std::optional<YAML::Mark> unterminated;
+  YAML::Mark document_start;
 
-  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentStart(const YAML::Mark& mark) override { document_start = mark; }
   void OnDocumentEnd() override {}
   void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
   void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
@@ -76,7 +81,7 @@ FileData read_file(const std::string& path) {
     data.error = errno;
     return data;
   }
-  struct stat st{};
+  struct stat st {};
   if (fstat(fd, &st) != 0) {
     data.error = errno;
   } else if (S_ISDIR(st.st_mode)) {
@@ -108,8 +113,7 @@ FileData read_file(const std::string& path) {
 }
 
 std::string too_large_message(std::size_t size) {
-  return "too large for a config file (" + std::to_string(size) +
-         " bytes; expected at most 4 MiB)";
+  return "too large for a config file (" + std::to_string(size) + " bytes; expected at most 4 MiB)";
 }
 
 Source::Source(std::string display, std::string text)
@@ -126,7 +130,8 @@ std::optional<Diagnostic> Source::check_text() const {
     char hex[8];
     std::snprintf(hex, sizeof hex, "0x%02x", c);
     if (length == 0) {
-      return Diagnostic{{display_, line, column}, std::string("expected UTF-8 text, got the byte ") + hex};
+      return Diagnostic{{display_, line, column},
+                        std::string("expected UTF-8 text, got the byte ") + hex};
     }
     if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) {
       return Diagnostic{{display_, line, column},
@@ -143,17 +148,29 @@ std::optional<Diagnostic> Source::check_text() const {
   return std::nullopt;
 }
 
-std::optional<Diagnostic> Source::check_quotes() const {
-  QuoteChecker checker(text_, bom_);
+std::optional<Diagnostic> Source::check_events(std::optional<YAML::Mark>& second_document) const {
+  EventCheck check(text_, bom_);
   std::istringstream in(text_);
   YAML::Parser parser(in);
-  while (parser.HandleNextDocument(checker)) {
-    if (checker.unterminated) break;
+  int documents = 0;
+  int last_start = -1;
+  while (parser.HandleNextDocument(check)) {
+    if (check.document_start.pos <= last_start) {
+      // No progress: the token at this position is one yaml-cpp cannot place.
+      const std::size_t pos = static_cast<std::size_t>(check.document_start.pos) + bom_;
+      const std::string token = pos < text_.size() ? text_.substr(pos, 1) : "";
+      std::string message = "YAML syntax error: unexpected " + quote(token);
+      if (token == ",") message += " (a comma separates items only inside [ ] or { })";
+      return Diagnostic{where(check.document_start), message};
+    }
+    last_start = check.document_start.pos;
+    if (++documents == 2) second_document = check.document_start;
+    if (check.unterminated) break;
   }
-  if (!checker.unterminated) return std::nullopt;
-  const char quote = text_[static_cast<std::size_t>(checker.unterminated->pos) + bom_];
-  return Diagnostic{where(*checker.unterminated),
-                    std::string("YAML syntax error: missing closing ") + quote +
+  if (!check.unterminated) return std::nullopt;
+  const char mark = text_[static_cast<std::size_t>(check.unterminated->pos) + bom_];
+  return Diagnostic{where(*check.unterminated),
+                    std::string("YAML syntax error: missing closing ") + mark +
                         " (this quoted string runs to the end of the file)"};
 }
 
@@ -166,7 +183,8 @@ std::string Source::tab_hint(int line) const {
     std::size_t i = start;
     bool tab = false;
     while (i < text_.size() && (text_[i] == ' ' || text_[i] == '\t')) tab |= text_[i++] == '\t';
-    const bool content = i < text_.size() && text_[i] != '\n' && text_[i] != '\r' && text_[i] != '#';
+    const bool content =
+        i < text_.size() && text_[i] != '\n' && text_[i] != '\r' && text_[i] != '#';
     if (tab && content) {
       return " (line " + std::to_string(current) +
              " is indented with a tab; YAML indentation must use spaces)";
@@ -184,13 +202,14 @@ bool Source::parse(std::vector<Diagnostic>& errors) {
     errors.push_back(*problem);
     return false;
   }
-  std::vector<YAML::Node> documents;
+  std::optional<YAML::Mark> second_document;
   try {
-    documents = YAML::LoadAll(text_);
-    if (std::optional<Diagnostic> problem = check_quotes()) {
+    if (std::optional<Diagnostic> problem = check_events(second_document)) {
       errors.push_back(*problem);
       return false;
     }
+    // Only the first document is built; a second one is reported below.
+    root_ = YAML::Load(text_);
   } catch (const YAML::DeepRecursion& e) {
     // yaml-cpp's own message for this is "bad file".
     errors.push_back({where(e.mark), "YAML syntax error: nested too deeply (expected at most " +
@@ -205,12 +224,11 @@ bool Source::parse(std::vector<Diagnostic>& errors) {
     errors.push_back({{display_, 0, 0}, std::string("cannot parse the YAML: ") + e.what()});
     return false;
   }
-  if (documents.size() > 1) {
-    errors.push_back({where(documents[1]),
+  if (second_document) {
+    errors.push_back({where(*second_document),
                       "expected a single YAML document, found a second one (--- starts a new "
                       "document)"});
   }
-  if (!documents.empty()) root_ = documents.front();
   return true;
 }
 
@@ -246,8 +264,8 @@ bool Source::explicit_null(const YAML::Node& node) const {
     if (!rest.starts_with(literal)) continue;
     if (rest.size() == literal.size()) return true;
     const char next = rest[literal.size()];
-    if (next == ' ' || next == '\t' || next == '\n' || next == '\r' || next == ',' ||
-        next == ']' || next == '}' || next == '#') {
+    if (next == ' ' || next == '\t' || next == '\n' || next == '\r' || next == ',' || next == ']' ||
+        next == '}' || next == '#') {
       return true;
     }
   }

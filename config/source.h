@@ -61,7 +61,9 @@ class Source {
 
  private:
   std::optional<Diagnostic> check_text() const;
-  std::optional<Diagnostic> check_quotes() const;
+  // Checks the parse events for what yaml-cpp gets wrong; sets `second_document` to
+  // where a second document starts, if there is one.
+  std::optional<Diagnostic> check_events(std::optional<YAML::Mark>& second_document) const;
   std::string tab_hint(int line) const;
 
   std::string display_;

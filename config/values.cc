@@ -15,8 +15,12 @@
 namespace vigil::config {
 namespace {
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_space(char c) { return c == ' ' || c == '\t'; }
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+bool is_space(char c) {
+  return c == ' ' || c == '\t';
+}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
@@ -91,20 +95,20 @@ struct SignalEntry {
 // Linux's signal names, without the SIG prefix. Where two names share a number (IOT and
 // ABRT, POLL and IO) the first one is the one signal_name() prints.
 constexpr std::array kSignals = {
-    SignalEntry{"HUP", SIGHUP},   SignalEntry{"INT", SIGINT},       SignalEntry{"QUIT", SIGQUIT},
-    SignalEntry{"ILL", SIGILL},   SignalEntry{"TRAP", SIGTRAP},     SignalEntry{"ABRT", SIGABRT},
-    SignalEntry{"IOT", SIGIOT},   SignalEntry{"BUS", SIGBUS},       SignalEntry{"FPE", SIGFPE},
-    SignalEntry{"KILL", SIGKILL}, SignalEntry{"USR1", SIGUSR1},     SignalEntry{"SEGV", SIGSEGV},
-    SignalEntry{"USR2", SIGUSR2}, SignalEntry{"PIPE", SIGPIPE},     SignalEntry{"ALRM", SIGALRM},
+    SignalEntry{"HUP", SIGHUP},       SignalEntry{"INT", SIGINT},   SignalEntry{"QUIT", SIGQUIT},
+    SignalEntry{"ILL", SIGILL},       SignalEntry{"TRAP", SIGTRAP}, SignalEntry{"ABRT", SIGABRT},
+    SignalEntry{"IOT", SIGIOT},       SignalEntry{"BUS", SIGBUS},   SignalEntry{"FPE", SIGFPE},
+    SignalEntry{"KILL", SIGKILL},     SignalEntry{"USR1", SIGUSR1}, SignalEntry{"SEGV", SIGSEGV},
+    SignalEntry{"USR2", SIGUSR2},     SignalEntry{"PIPE", SIGPIPE}, SignalEntry{"ALRM", SIGALRM},
     SignalEntry{"TERM", SIGTERM},
 #ifdef SIGSTKFLT
     SignalEntry{"STKFLT", SIGSTKFLT},
 #endif
-    SignalEntry{"CHLD", SIGCHLD}, SignalEntry{"CONT", SIGCONT},     SignalEntry{"STOP", SIGSTOP},
-    SignalEntry{"TSTP", SIGTSTP}, SignalEntry{"TTIN", SIGTTIN},     SignalEntry{"TTOU", SIGTTOU},
-    SignalEntry{"URG", SIGURG},   SignalEntry{"XCPU", SIGXCPU},     SignalEntry{"XFSZ", SIGXFSZ},
+    SignalEntry{"CHLD", SIGCHLD},     SignalEntry{"CONT", SIGCONT}, SignalEntry{"STOP", SIGSTOP},
+    SignalEntry{"TSTP", SIGTSTP},     SignalEntry{"TTIN", SIGTTIN}, SignalEntry{"TTOU", SIGTTOU},
+    SignalEntry{"URG", SIGURG},       SignalEntry{"XCPU", SIGXCPU}, SignalEntry{"XFSZ", SIGXFSZ},
     SignalEntry{"VTALRM", SIGVTALRM}, SignalEntry{"PROF", SIGPROF}, SignalEntry{"WINCH", SIGWINCH},
-    SignalEntry{"IO", SIGIO},     SignalEntry{"POLL", SIGPOLL},     SignalEntry{"PWR", SIGPWR},
+    SignalEntry{"IO", SIGIO},         SignalEntry{"POLL", SIGPOLL}, SignalEntry{"PWR", SIGPWR},
     SignalEntry{"SYS", SIGSYS},
 };
 
@@ -132,14 +136,19 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
   return previous[m];
 }
 
-bool is_name_start(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; }
-bool is_name_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+bool is_name_start(char c) {
+  return std::isalpha(static_cast<unsigned char>(c)) || c == '_';
+}
+bool is_name_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+}
 
 // Defaults may themselves contain ${...}; a bound on the nesting keeps a hostile value
 // from recursing without limit.
 constexpr int kMaxExpansionDepth = 8;
 
-const char* const kReferenceHelp = "(expected ${NAME} or ${NAME:-default}; write $$ for a literal $)";
+const char* const kReferenceHelp =
+    "(expected ${NAME} or ${NAME:-default}; write $$ for a literal $)";
 
 Parsed<std::string> expand_at(
     std::string_view text, int depth,
@@ -511,6 +520,8 @@ std::string printable(std::string_view text) {
   return out;
 }
 
-std::string quote(std::string_view text) { return "\"" + printable(text) + "\""; }
+std::string quote(std::string_view text) {
+  return "\"" + printable(text) + "\"";
+}
 
 }  // namespace vigil::config

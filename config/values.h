@@ -44,8 +44,9 @@ std::string signal_name(int signo);
 
 // Expands ${VAR} and ${VAR:-default} using `lookup`. "$$" is a literal "$". An unset
 // variable without a default is an error naming it.
-Parsed<std::string> expand(std::string_view text,
-                           const std::function<std::optional<std::string>(std::string_view)>& lookup);
+Parsed<std::string> expand(
+    std::string_view text,
+    const std::function<std::optional<std::string>(std::string_view)>& lookup);
 
 // The closest candidate to `word` by edit distance, if one is close enough to suggest.
 std::optional<std::string> did_you_mean(std::string_view word,

@@ -45,9 +45,7 @@ Environment corpus_env() {
 // depend on where the checkout lives.
 class InDirectory {
  public:
-  explicit InDirectory(const fs::path& dir) : saved_(fs::current_path()) {
-    fs::current_path(dir);
-  }
+  explicit InDirectory(const fs::path& dir) : saved_(fs::current_path()) { fs::current_path(dir); }
   ~InDirectory() { fs::current_path(saved_); }
   InDirectory(const InDirectory&) = delete;
   InDirectory& operator=(const InDirectory&) = delete;

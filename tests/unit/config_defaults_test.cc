@@ -140,7 +140,10 @@ TEST_CASE("same_definition compares everything but defined_at") {
       {"log_timestamps", [](JobSpec& j) { j.log_timestamps = true; }},
       {"autostart", [](JobSpec& j) { j.autostart = false; }},
       {"restart", [](JobSpec& j) { j.restart = RestartPolicy::always; }},
-      {"success_exit_codes", [](JobSpec& j) { j.success_exit_codes = {0, 1}; }},
+      {"success_exit_codes",
+       [](JobSpec& j) {
+         j.success_exit_codes = {0, 1};
+       }},
       {"start_seconds", [](JobSpec& j) { j.start_seconds = 5s; }},
       {"start_retries", [](JobSpec& j) { j.start_retries = 9; }},
       {"backoff", [](JobSpec& j) { j.backoff.factor = 3; }},

@@ -33,7 +33,9 @@ Environment fake_env(std::map<std::string, std::string> vars = {}, uid_t uid = 0
   return env;
 }
 
-Environment test_env() { return fake_env({{"HOME", "/home/tester"}, {"VIGIL_TEST_DIR", "/srv/test"}}); }
+Environment test_env() {
+  return fake_env({{"HOME", "/home/tester"}, {"VIGIL_TEST_DIR", "/srv/test"}});
+}
 
 std::string render(const LoadResult& result) {
   std::string out;
@@ -133,12 +135,11 @@ TEST_CASE("a full config: every key, checked field by field") {
   CHECK_FALSE(web.shell);
   CHECK(web.cwd == "/srv/test/web");
   CHECK(web.umask == mode_t{0007});
-  CHECK(web.env == std::vector<std::pair<std::string, std::string>>{
-                       {"PORT", "8000"},
-                       {"DEBUG", "true"},
-                       {"HOME_COPY", "/home/tester"},
-                       {"LITERAL", "$HOME and $PATH"},
-                       {"DEFAULTED", "fallback"}});
+  CHECK(web.env == std::vector<std::pair<std::string, std::string>>{{"PORT", "8000"},
+                                                                    {"DEBUG", "true"},
+                                                                    {"HOME_COPY", "/home/tester"},
+                                                                    {"LITERAL", "$HOME and $PATH"},
+                                                                    {"DEFAULTED", "fallback"}});
   CHECK(web.user == "www-data");
   CHECK(web.group == "www-data");
   CHECK(web.stdout_log == Output{Output::Kind::file, kGood + "/web/out.log"});
@@ -290,12 +291,12 @@ TEST_CASE("env: in file order, scalars as text, values expanded") {
       "      _E1: ${HOME}/x\n"
       "      F: '0600'\n");
   CHECK(job.env == std::vector<std::pair<std::string, std::string>>{{"Z", "last?"},
-                                                                     {"A", "1"},
-                                                                     {"B", "1.50"},
-                                                                     {"C", "false"},
-                                                                     {"D", ""},
-                                                                     {"_E1", "/home/tester/x"},
-                                                                     {"F", "0600"}});
+                                                                    {"A", "1"},
+                                                                    {"B", "1.50"},
+                                                                    {"C", "false"},
+                                                                    {"D", ""},
+                                                                    {"_E1", "/home/tester/x"},
+                                                                    {"F", "0600"}});
 }
 
 TEST_CASE("stdout and stderr: files, null, merge") {
@@ -316,7 +317,7 @@ TEST_CASE("stdout and stderr: files, null, merge") {
 TEST_CASE("values in the forms YAML users write") {
   const JobSpec job = one_job(
       "jobs:\n  a:\n    command: x\n"
-      "    umask: 0600\n"           // unquoted: yaml-cpp keeps the text "0600"
+      "    umask: 0600\n"  // unquoted: yaml-cpp keeps the text "0600"
       "    log_max_size: 1048576\n"
       "    start_seconds: 0\n"
       "    stop_timeout: 1.5\n"
@@ -395,7 +396,8 @@ TEST_CASE("a bad config never half-loads") {
 }
 
 TEST_CASE("user and group need root unless they are the current user's") {
-  const std::string text = "jobs:\n  web:\n    command: x\n    user: www-data\n    group: www-data\n";
+  const std::string text =
+      "jobs:\n  web:\n    command: x\n    user: www-data\n    group: www-data\n";
   CHECK(render(load_from_string(text, "vigil.yaml", fake_env({}, 1000))) ==
         "vigil.yaml:4:11: jobs.web.user: running a job as \"www-data\" needs vigild to run as "
         "root\n"
@@ -404,8 +406,7 @@ TEST_CASE("user and group need root unless they are the current user's") {
   // Naming yourself is fine: by name (nobody/nogroup exist on Debian) or by number.
   CHECK(render(from("jobs:\n  web:\n    command: x\n    user: nobody\n    group: nogroup\n",
                     fake_env({}, 65534))) == "");
-  CHECK(render(from("jobs:\n  web:\n    command: x\n    user: 1000\n", fake_env({}, 1000))) ==
-        "");
+  CHECK(render(from("jobs:\n  web:\n    command: x\n    user: 1000\n", fake_env({}, 1000))) == "");
   CHECK(render(from("jobs:\n  web:\n    command: x\n    user: 1001\n", fake_env({}, 1000))) ==
         "/etc/vigil/vigil.yaml:4:11: jobs.web.user: running a job as \"1001\" needs vigild to "
         "run as root\n");
@@ -495,8 +496,7 @@ TEST_CASE("includes: loops are reported with the chain") {
 
 TEST_CASE("includes: a file reached twice is read once") {
   TempDir dir;
-  dir.write("vigil.yaml",
-            "supervisor:\n  include: [a.yaml, b.yaml, ./common.yaml]\n");
+  dir.write("vigil.yaml", "supervisor:\n  include: [a.yaml, b.yaml, ./common.yaml]\n");
   dir.write("a.yaml", "include: common.yaml\njobs:\n  a: {command: x}\n");
   dir.write("b.yaml", "include: common.yaml\njobs:\n  b: {command: x}\n");
   dir.write("common.yaml", "jobs:\n  common: {command: x}\n");
@@ -519,8 +519,7 @@ TEST_CASE("includes: duplicates across files name both places") {
 TEST_CASE("includes: included files may hold only jobs: and include:") {
   TempDir dir;
   dir.write("vigil.yaml", "supervisor:\n  include: extra.yaml\n");
-  dir.write("extra.yaml",
-            "jobs: {}\nsupervisor:\n  umask: '077'\njbos: {}\nsettings: 1\n");
+  dir.write("extra.yaml", "jobs: {}\nsupervisor:\n  umask: '077'\njbos: {}\nsettings: 1\n");
   CHECK(render(load("vigil.yaml", test_env())) ==
         "extra.yaml:2:1: supervisor: not allowed in an included file (expected only jobs: and "
         "include:)\n"
@@ -569,23 +568,32 @@ TEST_CASE("the loader never throws, whatever the input") {
   int loaded = 0, failed = 0;
   for (std::size_t n = 0; n <= full.size(); ++n) {
     LoadResult result;
-    CHECK_NOTHROW(result = load_from_string(full.substr(0, n), "/nonexistent/vigil.yaml",
-                                            test_env()));
+    CHECK_NOTHROW(result =
+                      load_from_string(full.substr(0, n), "/nonexistent/vigil.yaml", test_env()));
     CHECK(result.ok() == result.errors.empty());
     (result.ok() ? loaded : failed)++;
     for (const Diagnostic& d : result.errors) CHECK_FALSE(d.message.empty());
   }
   CHECK(loaded > 0);
   CHECK(failed > 0);
-  for (const std::string& hostile : {std::string(100000, '['), std::string(100000, '{'),
-                                    std::string("a: &a [*a]\n"), std::string("? ? ? ?\n"),
-                                    std::string("*\n"), std::string("!!binary x\n"),
-                                    std::string("jobs: !!map {a: !!seq [b]}\n"),
-                                    std::string("%YAML 9.9\n---\njobs: {}\n"),
-                                    std::string("jobs:\n  a:\n    command: \"\\u0000\"\n")}) {
+  for (const std::string& hostile :
+       {std::string(100000, '['), std::string(100000, '{'), std::string("a: &a [*a]\n"),
+        std::string("? ? ? ?\n"), std::string("*\n"), std::string("!!binary x\n"),
+        std::string("jobs: !!map {a: !!seq [b]}\n"), std::string("%YAML 9.9\n---\njobs: {}\n"),
+        std::string("jobs:\n  a:\n    command: \"\\u0000\"\n")}) {
     CAPTURE(hostile.substr(0, 40));
     CHECK_NOTHROW(load_from_string(hostile, "x.yaml", test_env()));
   }
+}
+
+TEST_CASE("a stray comma is a syntax error, not a hang") {
+  // yaml-cpp 0.7's LoadAll loops forever, allocating, on these (yaml-cpp issue #1040).
+  const std::string message =
+      "YAML syntax error: unexpected \",\" (a comma separates items only inside [ ] or { })\n";
+  CHECK(errors_of(",") == "vigil.yaml:1:1: " + message);
+  CHECK(errors_of(", ,\n") == "vigil.yaml:1:1: " + message);
+  CHECK(errors_of("... ,\n") == "vigil.yaml:1:5: " + message);
+  CHECK(errors_of("[a]\n,\n") == "vigil.yaml:2:1: " + message);
 }
 
 TEST_CASE("a NUL written as an escape is refused where it would reach the kernel") {

@@ -63,7 +63,8 @@ TEST_CASE("parse_duration accepts seconds and units") {
 }
 
 TEST_CASE("parse_duration rejects what is not a duration, saying what was expected") {
-  const std::string expected = " is not a duration (expected seconds, or a number with ms, s, m or h)";
+  const std::string expected =
+      " is not a duration (expected seconds, or a number with ms, s, m or h)";
   CHECK(error(parse_duration("10 parsecs")) == "\"10 parsecs\"" + expected);
   CHECK(error(parse_duration("")) == "\"\"" + expected);
   CHECK(error(parse_duration("s")) == "\"s\"" + expected);
@@ -75,11 +76,12 @@ TEST_CASE("parse_duration rejects what is not a duration, saying what was expect
   CHECK(error(parse_duration("10S")) == "\"10S\"" + expected);
   CHECK(error(parse_duration(".inf")) == "\".inf\"" + expected);
   CHECK(error(parse_duration("-")) == "\"-\"" + expected);
-  CHECK(error(parse_duration("-5s")) == "\"-5s\" is negative (expected a duration of zero or more)");
+  CHECK(error(parse_duration("-5s")) ==
+        "\"-5s\" is negative (expected a duration of zero or more)");
   CHECK(error(parse_duration("-1")) == "\"-1\" is negative (expected a duration of zero or more)");
   CHECK(error(parse_duration("8761h")) == "\"8761h\" is too long (expected at most 8760h, a year)");
-  CHECK(error(parse_duration(std::string(5000, '9'))).ends_with(
-      " is too long (expected at most 8760h, a year)"));
+  CHECK(error(parse_duration(std::string(5000, '9')))
+            .ends_with(" is too long (expected at most 8760h, a year)"));
 }
 
 TEST_CASE("format_duration is readable and parses back") {
@@ -132,7 +134,8 @@ TEST_CASE("parse_size rejects what is not a size") {
   CHECK(error(parse_size("-1MiB")) == "\"-1MiB\" is negative (expected a size of zero or more)");
   CHECK(error(parse_size("18446744073709551616")) ==
         "\"18446744073709551616\" is too large (expected at most 16 EiB)");
-  CHECK(error(parse_size("16777216TiB")) == "\"16777216TiB\" is too large (expected at most 16 EiB)");
+  CHECK(error(parse_size("16777216TiB")) ==
+        "\"16777216TiB\" is too large (expected at most 16 EiB)");
   CHECK(error(parse_size("16777216.5TiB")) ==
         "\"16777216.5TiB\" is too large (expected at most 16 EiB)");
 }
@@ -152,10 +155,12 @@ TEST_CASE("parse_mode reads octal modes up to 0777") {
   CHECK(error(parse_mode("-022")) == "\"-022\" is not an octal mode");
   CHECK(error(parse_mode("0o")) == "\"0o\" is not an octal mode");
   CHECK(error(parse_mode("0x1ff")) == "\"0x1ff\" is not an octal mode");
-  CHECK(error(parse_mode("1777")) == "\"1777\" is out of range (expected an octal mode of at most 0777)");
+  CHECK(error(parse_mode("1777")) ==
+        "\"1777\" is out of range (expected an octal mode of at most 0777)");
   CHECK(error(parse_mode("77777777777777777777777")) ==
         "\"77777777777777777777777\" is out of range (expected an octal mode of at most 0777)");
-  CHECK(error(parse_mode("77777777777777777779")) == "\"77777777777777777779\" is not an octal mode");
+  CHECK(error(parse_mode("77777777777777777779")) ==
+        "\"77777777777777777779\" is not an octal mode");
 }
 
 TEST_CASE("parse_signal accepts names with or without SIG, any case, and numbers") {
@@ -262,12 +267,12 @@ TEST_CASE("expand without a lookup treats every variable as unset") {
 }
 
 TEST_CASE("did_you_mean suggests close candidates only") {
-  const std::vector<std::string> keys = {"command", "cwd", "stdout", "stderr", "autostart",
-                                         "restart", "start_seconds", "start_retries"};
+  const std::vector<std::string> keys = {"command",   "cwd",     "stdout",        "stderr",
+                                         "autostart", "restart", "start_seconds", "start_retries"};
   CHECK(did_you_mean("comand", keys) == "command");
   CHECK(did_you_mean("commmand", keys) == "command");
-  CHECK(did_you_mean("Command", keys) == "command");   // case is ignored
-  CHECK(did_you_mean("stdotu", keys) == "stdout");     // a transposition is one edit
+  CHECK(did_you_mean("Command", keys) == "command");  // case is ignored
+  CHECK(did_you_mean("stdotu", keys) == "stdout");    // a transposition is one edit
   CHECK(did_you_mean("stder", keys) == "stderr");
   CHECK(did_you_mean("cdw", keys) == "cwd");
   CHECK(did_you_mean("start_second", keys) == "start_seconds");
