@@ -14,13 +14,9 @@ namespace vigil {
 std::string rfc3339_now() {
   struct timespec ts {};
   ::clock_gettime(CLOCK_REALTIME, &ts);
-  struct tm tm {};
-  ::gmtime_r(&ts.tv_sec, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                ts.tv_nsec / 1'000'000);
-  return buf;
+  std::string s = LineStamper::prefix(ts);
+  s.pop_back();  // the prefix ends with the space that separates it from the line
+  return s;
 }
 
 namespace {

@@ -29,6 +29,13 @@ def helper_cmd(*args):
     return [PYTHON, HELPER, *map(str, args)]
 
 
+def sleeper(**extra):
+    """A job that runs until signalled and counts as started after 0.2s."""
+    job = {"command": helper_cmd("sleep"), "start_seconds": "0.2s"}
+    job.update(extra)
+    return job
+
+
 def wait_until(predicate, timeout=10.0, interval=0.02, what="condition"):
     """Polls predicate() until it returns a truthy value; fails the test after timeout."""
     deadline = time.monotonic() + timeout

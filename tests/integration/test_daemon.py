@@ -9,11 +9,7 @@ import time
 
 import pytest
 
-from conftest import VIGILD, helper_cmd, pid_alive, proc_stat, wait_until, children_of
-
-
-def sleeper():
-    return {"command": helper_cmd("sleep"), "start_seconds": "0.2s"}
+from conftest import sleeper, VIGILD, helper_cmd, pid_alive, proc_stat, wait_until, children_of
 
 
 def test_start_returns_only_once_the_socket_is_bound(vigil):

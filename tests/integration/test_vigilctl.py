@@ -10,13 +10,7 @@ import time
 
 import pytest
 
-from conftest import VIGILCTL, helper_cmd, pid_alive, wait_until
-
-
-def sleeper(**extra):
-    job = {"command": helper_cmd("sleep"), "start_seconds": "0.2s"}
-    job.update(extra)
-    return job
+from conftest import sleeper, VIGILCTL, helper_cmd, pid_alive, wait_until
 
 
 @pytest.fixture
