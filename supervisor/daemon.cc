@@ -156,6 +156,10 @@ std::string Daemon::prepare() {
   }
   // A client that goes away mid-reply must not kill the daemon.
   ::signal(SIGPIPE, SIG_IGN);
+  if (auto err = watchdog_.start(); !err.empty()) {
+    log_.warn("cannot start the orphan guard (" + err + "): if vigild is killed, its jobs "
+              "will outlive it");
+  }
   auto watch = [&](int sig, std::function<void()> fn) {
     signals_.push_back(std::make_unique<SignalWatcher>(&loop_, sig, std::move(fn)));
   };
@@ -201,6 +205,7 @@ void Daemon::run_effects() {
                 r = spawner_->spawn(job->spec(), io);
               }
               if (r.pid > 0) {
+                watchdog_.watch(r.pid);  // the job leads its own process group
                 sup_.spawned(s.job, r.pid, now(), fx_);
               } else {
                 log_.error(s.job + ": " + r.error);
@@ -311,7 +316,14 @@ void Daemon::on_sigchld() {
     if (pid <= 0) break;
     core::ExitStatus e = WIFSIGNALED(status) ? core::ExitStatus::signal(WTERMSIG(status))
                                              : core::ExitStatus::code(WEXITSTATUS(status));
-    if (!sup_.child_exited(pid, e, now(), fx_)) {
+    if (pid == watchdog_.pid()) {
+      log_.warn("the orphan guard exited (" + core::describe(e) + "); restarting it");
+      if (auto err = watchdog_.restart(); !err.empty()) log_.error("orphan guard: " + err);
+      continue;
+    }
+    if (sup_.child_exited(pid, e, now(), fx_)) {
+      watchdog_.unwatch(pid);
+    } else {
       log_.info("reaped orphan pid " + std::to_string(pid) + " (" + core::describe(e) + ")");
     }
   }
@@ -368,6 +380,7 @@ void Daemon::finish() {
   outputs_.clear();
   // The pidfile is free before clients see their connections close, so that
   // `vigilctl shutdown && vigild` never finds the old daemon in the way.
+  watchdog_.goodbye();
   pidfile_.release();
   server_->close();
   timers_.clear();

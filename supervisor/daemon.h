@@ -21,6 +21,7 @@
 #include "spawner.h"
 #include "supervisor.h"
 #include "uv_handle.h"
+#include "watchdog.h"
 
 namespace vigil {
 
@@ -101,6 +102,7 @@ class Daemon : public ControlServer::Handler {
   std::map<std::string, std::vector<Follower>> followers_;  // job -> live `logs -f` clients
   std::unique_ptr<ControlServer> server_;
   Pidfile pidfile_;
+  Watchdog watchdog_;
   std::vector<std::unique_ptr<SignalWatcher>> signals_;
   std::map<std::string, JobTimer> timers_;
   std::unique_ptr<Timer> shutdown_timer_;

@@ -12,6 +12,7 @@
 #include "loader.h"
 #include "logger.h"
 #include "vigil_version.h"
+#include "watchdog.h"
 
 namespace {
 
@@ -42,6 +43,9 @@ int usage_error(const std::string& msg) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 2 && std::strcmp(argv[1], "--internal-watchdog") == 0) {
+    return vigil::Watchdog::run_guard();  // see watchdog.h
+  }
   Options opt;
   std::vector<std::string> args(argv + 1, argv + argc);
   for (std::size_t i = 0; i < args.size(); ++i) {
