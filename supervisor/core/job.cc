@@ -23,6 +23,7 @@ namespace vigil::core {
 namespace {
 
 constexpr int kSigKill = 9;
+constexpr int kSigCont = 18;
 
 // "0.2s", "12s", "3m05s": how long a process ran, for failure messages.
 std::string format_run(milliseconds d) {
@@ -302,7 +303,13 @@ void Job::retry_later(int streak, const Instant& now, Effects& out) {
 
 void Job::send_stop(const Instant& now, Effects& out) {
   clear_timer(out);
-  if (pid_ > 0) out.push_back(Kill{name(), pid_, spec_.stop_signal, spec_.kill_group});
+  if (pid_ > 0) {
+    out.push_back(Kill{name(), pid_, spec_.stop_signal, spec_.kill_group});
+    // A stopped (SIGSTOP) process cannot act on its stop signal until it runs again.
+    if (spec_.stop_signal != kSigCont && spec_.stop_signal != kSigKill) {
+      out.push_back(Kill{name(), pid_, kSigCont, spec_.kill_group});
+    }
+  }
   become(State::stopping, now, out);
   set_timer(now.mono + spec_.stop_timeout, out);
 }

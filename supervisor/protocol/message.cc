@@ -261,7 +261,8 @@ std::optional<Error> check_args(const CommandInfo& command, const json& args) {
 
   for (const auto& [key, value] : args.items()) {
     const auto it = std::find_if(spec->args.begin(), spec->args.end(),
-                                 [&](const ArgSpec& a) { return a.name == key; });
+                                 // (clang before 16 cannot capture a structured binding)
+                                 [&name = key](const ArgSpec& a) { return a.name == name; });
     if (it == spec->args.end()) {
       std::string msg = "unknown argument '" + key + "' for '" + std::string(command.name) + "'";
       std::vector<std::string_view> names;

@@ -5,13 +5,14 @@ import os
 import pathlib
 import pwd
 import resource
+import shutil
 import signal
 import tempfile
 import time
 
 import pytest
 
-from conftest import helper_cmd, pid_alive, proc_stat, wait_until, children_of
+from conftest import HELPER, PYTHON, helper_cmd, pid_alive, proc_stat, wait_until, children_of
 
 
 def read_report(path):
@@ -96,7 +97,13 @@ def test_a_job_runs_as_nobody_with_its_groups_and_home(vigil, tmp_path):
     shared = pathlib.Path(tempfile.mkdtemp(prefix="vigil-nobody-"))
     os.chmod(shared, 0o777)
     report = shared / "report"
-    vigil.write_config({"n": {"command": helper_cmd("report", report), "user": "nobody"}})
+    # The checkout itself may be private to root (a clone in a 0700 temp dir): nobody
+    # runs its own copy of the helper.
+    helper = shared / "helper.py"
+    shutil.copy(HELPER, helper)
+    os.chmod(helper, 0o755)
+    vigil.write_config({"n": {"command": [PYTHON, str(helper), "report", str(report)],
+                              "user": "nobody"}})
     vigil.start()
     r = read_report(report)
     pw = pwd.getpwnam("nobody")

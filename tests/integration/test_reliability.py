@@ -162,3 +162,164 @@ def _stderr_so_far(proc, tmp_path, _buf={}):
     except BlockingIOError:
         pass
     return _buf.get(key, "")
+
+
+# --- Security ---------------------------------------------------------------------------
+
+def test_a_list_command_never_goes_through_a_shell(vigil, tmp_path):
+    vigil.write_config({"lit": {"command": ["/bin/echo", "$HOME; touch " + str(tmp_path / "pwned")],
+                                "restart": "never", "start_seconds": 0}})
+    vigil.start()
+    vigil.wait_state("lit", "exited")
+    out = pathlib.Path(vigil.log_dir) / "lit.out.log"
+    wait_until(lambda: out.exists() and out.read_text(), what="output")
+    assert out.read_text() == f"$HOME; touch {tmp_path / 'pwned'}\n"
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_planted_symlinks_are_not_followed(vigil, tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    os.makedirs(vigil.log_dir)
+    os.symlink(victim, pathlib.Path(vigil.log_dir) / "j.out.log")
+    os.symlink(victim, vigil.pidfile)
+    vigil.write_config({"j": {"command": helper_cmd("print", "out", "err"), "start_retries": 0}})
+    r = vigil.start(check=False)
+    assert r.returncode == 1
+    assert "pidfile" in r.stderr and "Too many levels of symbolic links" in r.stderr
+    os.unlink(vigil.pidfile)
+    vigil.start()
+    # The job runs; its stdout log (a planted link) is refused and reported, never written.
+    wait_until(lambda: vigil.status("j")["log_error"], what="the log error")
+    assert "Too many levels of symbolic links" in vigil.status("j")["log_error"]
+    assert victim.read_text() == "precious\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="running a job as another user needs root")
+def test_a_job_as_another_user_has_exactly_its_ids_and_no_daemon_fd(vigil):
+    import pwd
+    vigil.write_config({"n": {"command": ["/bin/sleep", "3600"], "user": "nobody",
+                              "start_seconds": "0.2s"}})
+    vigil.start()
+    pid = vigil.wait_state("n", "running")["pid"]
+    pw = pwd.getpwnam("nobody")
+    status = pathlib.Path(f"/proc/{pid}/status").read_text()
+    fields = dict(l.split(":", 1) for l in status.splitlines())
+    assert fields["Uid"].split() == [str(pw.pw_uid)] * 4
+    assert fields["Gid"].split() == [str(pw.pw_gid)] * 4
+    assert sorted(map(int, fields["Groups"].split())) == sorted(os.getgrouplist("nobody", pw.pw_gid))
+    fds = sorted(int(f) for f in os.listdir(f"/proc/{pid}/fd"))
+    assert fds == [0, 1, 2]
+    assert os.readlink(f"/proc/{pid}/fd/0") == "/dev/null"
+    assert os.readlink(f"/proc/{pid}/fd/1").startswith("pipe:")
+    env = pathlib.Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    assert not any(e.startswith((b"NOTIFY_SOCKET=", b"VIGIL_INTERNAL_")) for e in env)
+    assert b"USER=nobody" in env
+
+
+# --- Faults -----------------------------------------------------------------------------
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_crash_looping_job_costs_little_and_its_backoff_is_honoured(vigil):
+    vigil.write_config({"crash": {"command": ["/bin/false"], "start_retries": 100000,
+                                  "backoff": {"initial": "0.1s", "max": "0.5s", "factor": 2}}})
+    vigil.start()
+    pid = vigil.pid()
+    wait_until(lambda: vigil.daemon_log().count("crash: backoff -> starting") >= 5,
+               what="the loop to reach its longest delay")
+    starts_before = vigil.daemon_log().count("-> starting")
+    cpu_before = cpu_seconds(pid)
+    time.sleep(10)  # the measurement window itself
+    cpu = cpu_seconds(pid) - cpu_before
+    starts = vigil.daemon_log().count("-> starting") - starts_before
+    assert cpu <= 0.1, f"vigild used {cpu:.2f}s of CPU in 10s of crash loop (1% is 0.1s)"
+    # At the 0.5s cap: about 20 starts in 10s, never more than the backoff allows.
+    assert 10 <= starts <= 21, starts
+
+
+def test_fd_exhaustion_is_reported_and_vigild_serves_on_and_recovers(vigil):
+    import resource
+    jobs = {f"j{i:02d}": {"command": ["/bin/sleep", "3600"], "start_seconds": "0.1s",
+                          "start_retries": 100000, "backoff": {"initial": "0.2s", "max": "0.5s"}}
+            for i in range(40)}
+    vigil.write_config(jobs)
+    vigil.start(preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64)))
+
+    def reported():
+        try:
+            return any("Too many open files" in (s["reason"] or "")
+                       for s in vigil.status().values())
+        except (ConnectionError, OSError):
+            return False  # the socket may be refused while every descriptor is taken
+    wait_until(reported, timeout=20, what="a spawn failing for want of descriptors")
+    assert "Too many open files" in vigil.daemon_log()
+
+    # Stopping half the jobs frees their pipes: the others all come up.
+    def stop_half():
+        try:
+            return vigil.call("stop", names=[f"j{i:02d}" for i in range(20)])["ok"]
+        except (ConnectionError, OSError):
+            return False
+    wait_until(stop_half, timeout=20, what="the stop request to be served")
+    for i in range(20, 40):
+        vigil.wait_state(f"j{i:02d}", "running", timeout=20)
+    assert pid_alive(vigil.pid())
+
+
+def test_a_job_that_closes_its_stdout_keeps_running_and_its_stderr_is_still_captured(vigil):
+    vigil.write_config({"c": {"command": ["/bin/sh", "-c",
+                                          "exec 1>&-; echo still here >&2; exec sleep 3600"],
+                              "start_seconds": "0.2s"}})
+    vigil.start()
+    vigil.wait_state("c", "running")
+    err = pathlib.Path(vigil.log_dir) / "c.err.log"
+    wait_until(lambda: err.exists() and err.read_text() == "still here\n", what="stderr")
+
+
+def test_a_sigstopped_job_still_stops_promptly(vigil):
+    vigil.write_config({"z": sleeper(stop_timeout="10s")})
+    vigil.start()
+    pid = vigil.wait_state("z", "running")["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    assert vigil.status("z")["state"] == "running"  # stopped, not dead
+    t0 = time.monotonic()
+    r = vigil.call("stop", names=["z"])
+    assert r["ok"], r
+    assert time.monotonic() - t0 < 3  # TERM acted on at once (CONT follows it), not KILL at 10s
+    assert vigil.status("z")["last_exit"] == {"signal": "TERM"}
+
+
+def test_a_job_that_daemonizes_leaves_its_grandchild_to_vigild(vigil, tmp_path):
+    # The classic double fork: the leader exits at once, the daemon lives on in its own
+    # session. The job counts as exited (a one-shot); the grandchild is vigild's to reap.
+    # kill_group: false, as documented for programs that daemonize themselves: with the
+    # default, what is left in the leader's group when it exits is killed.
+    pidfile = tmp_path / "daemon.pid"
+    vigil.write_config({"d": {"command": ["/bin/sh", "-c",
+                                          f"setsid sh -c 'echo $$$$ > {pidfile}; exec sleep 3600' &"],  # $$ is vigil's escape for $
+                              "restart": "never", "start_seconds": 0, "kill_group": False}})
+    vigil.start()
+    vigil.wait_state("d", "exited")
+    wait_until(pidfile.exists, what="the daemon's pid")
+    grand = int(pidfile.read_text())
+    assert pid_alive(grand)
+    assert _ppid(grand) == vigil.pid()  # reparented to the subreaper
+    os.kill(grand, signal.SIGTERM)
+    wait_until(lambda: f"reaped orphan pid {grand}" in vigil.daemon_log(), what="the reaping")
+
+
+def test_with_kill_group_what_a_leader_leaves_in_its_group_dies_with_it(vigil, tmp_path):
+    pids = tmp_path / "pids"
+    vigil.write_config({"g": {"command": ["/bin/sh", "-c",
+                                          f"sleep 3600 & echo $! > {pids}.tmp; mv {pids}.tmp {pids}; exit 3"],
+                              "restart": "never", "start_seconds": 0}})
+    vigil.start()
+    vigil.wait_state("g", "exited")
+    wait_until(pids.exists, what="the child's pid")
+    child = int(pids.read_text())
+    wait_until(lambda: not pid_alive(child), what="the leftover child to be killed")

@@ -247,21 +247,34 @@ TEST_CASE("stop: signal, then SIGKILL after stop_timeout, to the group when kill
   w.drain();
   CHECK(w.state("web") == State::stopping);
   CHECK_FALSE(w.job("web").wanted_up());
-  REQUIRE(w.kills.size() == 1);
+  REQUIRE(w.kills.size() == 2);
   CHECK(w.kills[0].pid == pid);
   CHECK(w.kills[0].signo == 2);
   CHECK(w.kills[0].group);
-  w.advance(4999ms);
-  CHECK(w.kills.size() == 1);
-  w.advance(1ms);
-  REQUIRE(w.kills.size() == 2);
-  CHECK(w.kills[1].signo == 9);
+  CHECK(w.kills[1].signo == 18);  // CONT, so a stopped process can act on INT
   CHECK(w.kills[1].group);
+  w.advance(4999ms);
+  CHECK(w.kills.size() == 2);
+  w.advance(1ms);
+  REQUIRE(w.kills.size() == 3);
+  CHECK(w.kills[2].signo == 9);
+  CHECK(w.kills[2].group);
   w.exit("web", ExitStatus::signal(9));
   CHECK(w.state("web") == State::stopped);
   CHECK(w.job("web").reason() == "did not stop within 5s, killed");
   CHECK_FALSE(w.job("web").has_timer());
   CHECK(w.path("web") == Path{"starting", "running", "stopping", "stopped"});
+}
+
+TEST_CASE("stop_signal KILL needs no CONT") {
+  World w;
+  auto s = job_spec("a");
+  s.stop_signal = 9;
+  w.load({s});
+  w.sup.stop(w.pick({"a"}), w.now, w.fx);
+  w.drain();
+  REQUIRE(w.kills.size() == 1);
+  CHECK(w.kills[0].signo == 9);
 }
 
 TEST_CASE("kill_group false signals only the leader") {
@@ -271,10 +284,11 @@ TEST_CASE("kill_group false signals only the leader") {
   w.load({s});
   w.sup.stop(w.pick({"a"}), w.now, w.fx);
   w.drain();
-  REQUIRE(w.kills.size() == 1);
+  REQUIRE(w.kills.size() == 2);  // TERM, CONT
   CHECK_FALSE(w.kills[0].group);
+  CHECK_FALSE(w.kills[1].group);
   w.exit("a", ExitStatus::signal(15));
-  CHECK(w.kills.size() == 1);  // no sweep of the group either
+  CHECK(w.kills.size() == 2);  // no sweep of the group either
 }
 
 TEST_CASE("the leader's exit sweeps its process group with SIGKILL") {

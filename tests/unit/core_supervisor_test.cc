@@ -202,7 +202,7 @@ TEST_CASE("shutdown stops every job at once and refuses starts") {
   w.advance(2s);
   w.sup.shutdown(w.now, w.fx);
   w.drain();
-  CHECK(w.kills.size() == 3);  // all signalled at the same moment
+  CHECK(w.kills.size() == 6);  // all signalled (TERM, CONT) at the same moment
   CHECK_FALSE(w.sup.quiescent());
   w.sup.start(w.pick({"a"}), w.now, w.fx);
   w.drain();
