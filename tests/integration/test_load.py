@@ -1,0 +1,67 @@
+"""Load: many jobs and many concurrent clients for a while: every request answered, no
+errors, vigild's memory flat after warm-up.
+
+CI runs a short form. The full form (1000 jobs, 100 clients, 60 s):
+    VIGIL_LOAD_JOBS=1000 VIGIL_LOAD_CLIENTS=100 VIGIL_LOAD_SECONDS=60 \\
+        /usr/bin/python3 -m pytest tests/integration/test_load.py -q
+"""
+
+import os
+import threading
+import time
+
+from conftest import wait_until
+
+JOBS = int(os.environ.get("VIGIL_LOAD_JOBS", "200"))
+CLIENTS = int(os.environ.get("VIGIL_LOAD_CLIENTS", "20"))
+SECONDS = float(os.environ.get("VIGIL_LOAD_SECONDS", "10"))
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(l for l in f if l.startswith("VmRSS")).split()[1])
+
+
+def test_many_jobs_and_clients_every_request_answered_memory_flat(vigil):
+    vigil.write_config({f"job{i:04d}": {"command": ["/bin/sleep", "3600"], "start_seconds": 0}
+                        for i in range(JOBS)})
+    vigil.start()
+    wait_until(lambda: all(s["state"] == "running" for s in vigil.status().values()),
+               timeout=60, what=f"{JOBS} jobs running")
+    pid = vigil.pid()
+    stop = threading.Event()
+    counts = [0] * CLIENTS
+    errors = []
+
+    def client(n):
+        c = vigil.client()
+        requests = [("status", {}), ("status", {"names": [f"job{n % JOBS:04d}"]}),
+                    ("status", {"names": ["job00*"]}), ("version", {})]
+        i = 0
+        try:
+            while not stop.is_set():
+                cmd, args = requests[i % len(requests)]
+                r = c.call(cmd, **args)
+                if not r.get("ok"):
+                    errors.append(r)
+                counts[n] += 1
+                i += 1
+        except Exception as e:  # a dropped connection or a timeout is a failure
+            errors.append(repr(e))
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    time.sleep(SECONDS * 0.3)  # warm-up: allocator pools and buffers reach their size
+    warm = rss_kib(pid)
+    time.sleep(SECONDS * 0.7)
+    end = rss_kib(pid)
+    stop.set()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    assert all(c > 0 for c in counts), counts
+    assert end - warm < 1024, f"RSS grew {end - warm} KiB under steady load ({warm} -> {end})"
+    assert all(s["state"] == "running" for s in vigil.status().values())
