@@ -29,6 +29,25 @@ def helper_cmd(*args):
     return [PYTHON, HELPER, *map(str, args)]
 
 
+# Set by tests/run for the sanitizer build, whose shadow memory and quarantine make
+# vigild's RSS meaningless: memory bounds are checked on the normal build only.
+SANITIZED = os.environ.get("VIGIL_SANITIZED") == "1"
+
+
+def rss_kib(pid):
+    """Resident memory of a process, in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(l for l in f if l.startswith("VmRSS")).split()[1])
+
+
+def assert_rss_below(pid, kib, what):
+    """Fails if pid's RSS is over `kib` (skipped on the sanitizer build)."""
+    if SANITIZED:
+        return
+    rss = rss_kib(pid)
+    assert rss < kib, f"vigild RSS {rss} KiB {what}"
+
+
 def sleeper(**extra):
     """A job that runs until signalled and counts as started after 0.2s."""
     job = {"command": helper_cmd("sleep"), "start_seconds": "0.2s"}

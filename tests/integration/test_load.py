@@ -10,16 +10,11 @@ import os
 import threading
 import time
 
-from conftest import wait_until
+from conftest import SANITIZED, rss_kib, wait_until
 
 JOBS = int(os.environ.get("VIGIL_LOAD_JOBS", "200"))
 CLIENTS = int(os.environ.get("VIGIL_LOAD_CLIENTS", "20"))
 SECONDS = float(os.environ.get("VIGIL_LOAD_SECONDS", "10"))
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return int(next(l for l in f if l.startswith("VmRSS")).split()[1])
 
 
 def test_many_jobs_and_clients_every_request_answered_memory_flat(vigil):
@@ -63,5 +58,5 @@ def test_many_jobs_and_clients_every_request_answered_memory_flat(vigil):
         t.join(timeout=60)
     assert errors == []
     assert all(c > 0 for c in counts), counts
-    assert end - warm < 1024, f"RSS grew {end - warm} KiB under steady load ({warm} -> {end})"
+    assert SANITIZED or end - warm < 1024, f"RSS grew {end - warm} KiB under steady load ({warm} -> {end})"
     assert all(s["state"] == "running" for s in vigil.status().values())

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import Client, helper_cmd, pid_alive, wait_until
+from conftest import Client, assert_rss_below, helper_cmd, pid_alive, wait_until
 
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ")
 
@@ -213,6 +213,4 @@ def test_a_flooding_job_does_not_slow_down_others(vigil):
     wait_until(lambda: log.stat().st_size > 64 * 1024 * 1024, timeout=60,
                what="64 MiB of output to reach the log")
     # Memory stays bounded however much it writes.
-    with open(f"/proc/{vigil.pid()}/status") as f:
-        rss_kb = int(next(l for l in f if l.startswith("VmRSS")).split()[1])
-    assert rss_kb < 64 * 1024, f"vigild RSS {rss_kb} KiB while a job floods"
+    assert_rss_below(vigil.pid(), 64 * 1024, "while a job floods")

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import sleeper, Client, helper_cmd, pid_alive, wait_until
+from conftest import assert_rss_below, sleeper, Client, helper_cmd, pid_alive, wait_until
 
 
 @pytest.fixture
@@ -345,7 +345,5 @@ def test_a_follower_that_never_reads_a_flooding_job_is_dropped_and_others_are_se
         assert time.monotonic() - t0 < 1.0
     wait_until(lambda: "not reading its replies" in vigil.daemon_log(), timeout=30,
                what="the hog to be dropped")
-    with open(f"/proc/{vigil.pid()}/status") as f:
-        rss_kb = int(next(l for l in f if l.startswith("VmRSS")).split()[1])
-    assert rss_kb < 64 * 1024
+    assert_rss_below(vigil.pid(), 64 * 1024, "with a follower that never reads")
     hog.close()
