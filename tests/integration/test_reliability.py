@@ -323,3 +323,48 @@ def test_with_kill_group_what_a_leader_leaves_in_its_group_dies_with_it(vigil, t
     wait_until(pids.exists, what="the child's pid")
     child = int(pids.read_text())
     wait_until(lambda: not pid_alive(child), what="the leftover child to be killed")
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="needs root to run vigild as nobody")
+def test_a_process_limit_is_reported_and_retried(tmp_path):
+    import json
+    import resource
+    import tempfile
+    from conftest import Client, Vigil
+    # vigild as nobody, allowed 6 processes of its user: itself, its guard, four jobs.
+    shared = pathlib.Path(tempfile.mkdtemp(prefix="vigil-nproc-"))
+    os.chmod(shared, 0o777)
+    v = Vigil(shared)
+    jobs = {f"j{i}": {"command": ["/bin/sleep", "3600"], "start_seconds": "0.1s",
+                      "start_retries": 100000, "backoff": {"initial": "0.2s", "max": "0.5s"}}
+            for i in range(6)}
+    v.write_config(jobs)
+    os.chmod(v.config, 0o644)
+    r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                        VIGILD, "-c", str(v.config)], capture_output=True, text=True, timeout=30,
+                       preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NPROC, (6, 6)))
+    assert r.returncode == 0, r.stderr
+    try:
+        def reason_seen():
+            return any("cannot fork: Resource temporarily unavailable" in (s["reason"] or "")
+                       for s in v.status().values())
+        wait_until(reason_seen, timeout=20, what="a fork refused by the process limit")
+        # As many as fit run (threads count against the limit too, so no exact number).
+        up = lambda: sorted(n for n, s in v.status().items() if s["state"] == "running")
+        last = [None]
+
+        def settled():
+            now = up()
+            same = now == last[0] and now
+            last[0] = now
+            return same
+        running = wait_until(settled, interval=0.5, what="the jobs that fit to run")
+        # Freeing processes lets the others come up: vigild kept retrying by policy.
+        assert v.call("stop", names=running)["ok"]
+        waiting = [n for n in jobs if n not in running]
+        fits = min(len(waiting), len(running))
+        wait_until(lambda: len([n for n in up() if n in waiting]) == fits, timeout=20,
+                   what=f"{fits} of the waiting jobs to come up")
+    finally:
+        v.stop()
