@@ -347,3 +347,27 @@ def test_a_follower_that_never_reads_a_flooding_job_is_dropped_and_others_are_se
                what="the hog to be dropped")
     assert_rss_below(vigil.pid(), 64 * 1024, "with a follower that never reads")
     hog.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another uid")
+def test_socket_group_members_are_let_in(vigil):
+    import grp
+    shared = tempfile.mkdtemp(prefix="vigil-group-")
+    os.chmod(shared, 0o755)
+    vigil.socket = os.path.join(shared, "vigil.sock")
+    vigil.write_config({"a": sleeper()},
+                       supervisor={"socket_mode": "0660", "socket_group": "nogroup"})
+    vigil.start()
+    st = os.stat(vigil.socket)
+    assert st.st_mode & 0o777 == 0o660
+    assert st.st_gid == grp.getgrnam("nogroup").gr_gid
+    probe = ("import socket,sys\n"
+             "s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"
+             "s.sendall(b'{\"id\":1,\"cmd\":\"version\"}\\n')\n"
+             "print(s.makefile().readline())\n")
+    # nobody's primary group is nogroup: a member, so the peer check lets it in.
+    r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--init-groups",
+                        "/usr/bin/python3", "-c", probe, vigil.socket],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["ok"] is True
