@@ -1,8 +1,6 @@
 // The control socket server.
 #include "control_server.h"
 
-#include <grp.h>
-#include <pwd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -12,6 +10,7 @@
 #include <cstring>
 #include <vector>
 
+#include "accounts.h"
 #include "fsutil.h"
 #include "uv_handle.h"
 
@@ -38,35 +37,6 @@ bool socket_is_live(const std::string& path) {
   return live;
 }
 
-std::optional<gid_t> group_id(const std::string& name) {
-  struct group gr {};
-  struct group* found = nullptr;
-  std::vector<char> buf(65536);
-  char* end = nullptr;
-  unsigned long id = std::strtoul(name.c_str(), &end, 10);
-  if (!name.empty() && *end == '\0') return static_cast<gid_t>(id);
-  ::getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &found);
-  if (found == nullptr) return std::nullopt;
-  return found->gr_gid;
-}
-
-bool user_in_group(uid_t uid, gid_t primary, gid_t group) {
-  if (primary == group) return true;
-  struct passwd pw {};
-  struct passwd* found = nullptr;
-  std::vector<char> buf(16384);
-  ::getpwuid_r(uid, &pw, buf.data(), buf.size(), &found);
-  if (found == nullptr) return false;
-  int n = 64;
-  std::vector<gid_t> groups(n);
-  while (::getgrouplist(found->pw_name, found->pw_gid, groups.data(), &n) < 0) groups.resize(n);
-  groups.resize(n);
-  for (gid_t g : groups) {
-    if (g == group) return true;
-  }
-  return false;
-}
-
 }  // namespace
 
 ControlServer::ControlServer(uv_loop_t* loop, Handler& handler, Logger& log)
@@ -81,7 +51,7 @@ std::string ControlServer::listen(const config::SupervisorSpec& spec) {
            std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) + " bytes): " + path_;
   }
   if (spec.socket_group) {
-    group_ = group_id(*spec.socket_group);
+    group_ = accounts::find_group(*spec.socket_group);
     if (!group_) return "socket_group: no group named '" + *spec.socket_group + "'";
   }
   if (auto err = fs::make_dirs(fs::dirname(path_), 0755); !err.empty()) return err;
@@ -134,7 +104,7 @@ void ControlServer::close() {
 
 bool ControlServer::peer_allowed(const Peer& p) const {
   if (p.uid == 0 || p.uid == ::geteuid()) return true;
-  return group_ && user_in_group(p.uid, p.gid, *group_);
+  return group_ && accounts::member_of(p.uid, p.gid, *group_);
 }
 
 void ControlServer::on_connection(uv_stream_t* server, int status) {

@@ -4,7 +4,6 @@
 
 #include <fcntl.h>
 #include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -16,6 +15,7 @@
 #include <cstring>
 #include <optional>
 
+#include "accounts.h"
 #include "fsutil.h"
 #include "job_output.h"
 
@@ -31,42 +31,6 @@ struct ChildReport {
   Stage stage;
   int err;
 };
-
-struct Account {
-  uid_t uid = 0;
-  gid_t gid = 0;
-  std::string name;
-  std::string home;
-  std::string shell;
-};
-
-std::optional<Account> lookup_user(const std::string& user) {
-  struct passwd pw {};
-  struct passwd* found = nullptr;
-  std::vector<char> buf(16384);
-  char* end = nullptr;
-  unsigned long id = std::strtoul(user.c_str(), &end, 10);
-  if (!user.empty() && *end == '\0') {
-    ::getpwuid_r(static_cast<uid_t>(id), &pw, buf.data(), buf.size(), &found);
-    if (found == nullptr) return Account{static_cast<uid_t>(id), static_cast<gid_t>(id), user, "/", "/bin/sh"};
-  } else {
-    ::getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &found);
-    if (found == nullptr) return std::nullopt;
-  }
-  return Account{found->pw_uid, found->pw_gid, found->pw_name, found->pw_dir, found->pw_shell};
-}
-
-std::optional<gid_t> lookup_group(const std::string& group) {
-  char* end = nullptr;
-  unsigned long id = std::strtoul(group.c_str(), &end, 10);
-  if (!group.empty() && *end == '\0') return static_cast<gid_t>(id);
-  struct group gr {};
-  struct group* found = nullptr;
-  std::vector<char> buf(65536);
-  ::getgrnam_r(group.c_str(), &gr, buf.data(), buf.size(), &found);
-  if (found == nullptr) return std::nullopt;
-  return found->gr_gid;
-}
 
 // Sets NAME=value in an environment list, replacing an earlier NAME.
 void set_env(std::vector<std::string>& env, const std::string& name, const std::string& value) {
@@ -204,7 +168,7 @@ SpawnResult Spawner::spawn(const config::JobSpec& spec, const ChildStdio& io) {
     plan.uid = ::geteuid();
     plan.gid = ::getegid();
     if (spec.user) {
-      auto acct = lookup_user(*spec.user);
+      auto acct = accounts::find_user(*spec.user);
       if (!acct) return {0, "unknown user '" + *spec.user + "'"};
       plan.uid = acct->uid;
       plan.gid = acct->gid;
@@ -218,18 +182,13 @@ SpawnResult Spawner::spawn(const config::JobSpec& spec, const ChildStdio& io) {
         if (!own) set_env(env, name, value);
       }
       if (spec.group) {
-        auto g = lookup_group(*spec.group);
+        auto g = accounts::find_group(*spec.group);
         if (!g) return {0, "unknown group '" + *spec.group + "'"};
         plan.gid = *g;
       }
-      int n = 64;
-      groups.resize(n);
-      while (::getgrouplist(acct->name.c_str(), plan.gid, groups.data(), &n) < 0) {
-        groups.resize(n);
-      }
-      groups.resize(n);
+      groups = accounts::groups_of(acct->name, plan.gid);
     } else {
-      auto g = lookup_group(*spec.group);
+      auto g = accounts::find_group(*spec.group);
       if (!g) return {0, "unknown group '" + *spec.group + "'"};
       plan.gid = *g;
       groups = {plan.gid};
