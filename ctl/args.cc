@@ -94,7 +94,7 @@ const std::vector<CtlCommand>& ctl_commands() {
        "Makes vigild close and reopen its log files, for use after an external tool\n"
        "(logrotate) has moved them. Same as sending vigild SIGUSR1.\n"},
       {"shutdown", "shutdown", "shutdown", "stop all jobs and end vigild",
-       "Makes vigild stop every job (in reverse start order) and exit. Waits until\n"
+       "Makes vigild stop every job (all at once) and exit. Waits until\n"
        "vigild has gone, so the next command can start a new one.\n"},
       {"version", "version", "version", "show the versions of vigilctl and vigild",
        "Prints vigilctl's version, and the version and protocol version of the vigild\n"
