@@ -15,6 +15,11 @@ namespace vigil::config::internal {
 // are not valid UTF-8 (overlong forms, surrogates and truncated sequences included).
 std::size_t utf8_length_at(std::string_view s, std::size_t i);
 
+// `text` with control characters and invalid UTF-8 escaped (\n, \t, \r, \xNN), so that it
+// cannot break a message into two lines; unlike printable(), quotes and backslashes are
+// left alone and nothing is cut. For file names and yaml-cpp's messages.
+std::string escape_controls(std::string_view text);
+
 // True when `text` is a decimal number with no sign, such as a numeric uid.
 bool all_digits(std::string_view text);
 

@@ -196,9 +196,9 @@ class Loader {
       }
       globfree(&found);
       if (glob_failure) {
-        reader.error(
-            ref.at, ref.path,
-            "cannot read " + glob_failure->first + ": " + std::strerror(glob_failure->second));
+        reader.error(ref.at, ref.path,
+                     "cannot read " + internal::escape_controls(glob_failure->first) + ": " +
+                         std::strerror(glob_failure->second));
       }
       // Byte order, not the locale's collation: the same files load in the same order
       // everywhere.
@@ -207,10 +207,12 @@ class Loader {
 
     const std::string display_dir = internal::parent_of(stack_.back().display);
     for (const std::string& match : matches) {
-      const std::string display =
+      // Escaped here, once, so that a file named "a<newline>b.yaml" cannot break its
+      // own diagnostics, or those about it, into two lines.
+      const std::string display = internal::escape_controls(
           absolute
               ? internal::resolve_path("/", match)
-              : internal::resolve_path(display_dir, std::string_view(match).substr(prefix.size()));
+              : internal::resolve_path(display_dir, std::string_view(match).substr(prefix.size())));
       include_file(reader, ref, display, internal::resolve_path("/", match));
     }
   }

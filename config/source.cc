@@ -218,10 +218,11 @@ bool Source::parse(std::vector<Diagnostic>& errors) {
     return false;
   } catch (const YAML::Exception& e) {
     const Location at = where(e.mark);
-    errors.push_back({at, "YAML syntax error: " + e.msg + tab_hint(at.line)});
+    // yaml-cpp quotes bits of the input in some messages ("bad YAML version: ...").
+    errors.push_back({at, "YAML syntax error: " + escape_controls(e.msg) + tab_hint(at.line)});
     return false;
   } catch (const std::exception& e) {
-    errors.push_back({{display_, 0, 0}, std::string("cannot parse the YAML: ") + e.what()});
+    errors.push_back({{display_, 0, 0}, "cannot parse the YAML: " + escape_controls(e.what())});
     return false;
   }
   if (second_document) {

@@ -62,6 +62,7 @@ bool LogFile::open_file() {
   size_ = static_cast<std::uint64_t>(st.st_size);
   // An existing file that does not end with a newline ends mid-line.
   at_line_start_ = true;
+  line_len_ = 0;
   if (size_ > 0) {
     char last = '\n';
     if (::pread(fd, &last, 1, st.st_size - 1) == 1) at_line_start_ = last == '\n';
@@ -113,40 +114,48 @@ bool LogFile::write_all(std::string_view data) {
 
 bool LogFile::append(std::string_view data) {
   const std::uint64_t max = policy_.max_size;
+  // Writes the first n bytes of data and keeps the line bookkeeping.
+  auto put = [&](std::size_t n) {
+    std::string_view part = data.substr(0, n);
+    if (!write_all(part)) return false;
+    const std::size_t nl = part.rfind('\n');
+    line_len_ = nl == std::string_view::npos ? line_len_ + n : n - nl - 1;
+    at_line_start_ = part.back() == '\n';
+    data.remove_prefix(n);
+    return true;
+  };
+  auto next_file = [&] {
+    rotate();
+    if (fd_ < 0) fail(errno, data.size());
+    return fd_ >= 0;
+  };
   while (!data.empty()) {
-    if (max == 0 || size_ + data.size() <= max) {
-      if (!write_all(data)) return false;
-      at_line_start_ = data.back() == '\n';
-      return true;
-    }
+    if (max == 0 || size_ + data.size() <= max) return put(data.size());
     // It does not all fit: cut at the last line end that fits.
     const std::size_t room = size_ < max ? static_cast<std::size_t>(max - size_) : 0;
-    std::size_t cut = room == 0 ? std::string_view::npos : data.rfind('\n', room - 1);
-    if (cut == std::string_view::npos) {
-      if (at_line_start_ && size_ > 0) {
-        rotate();  // the next line starts a new file
-        if (fd_ < 0) {
-          fail(errno, data.size());
-          return false;
-        }
-        continue;
-      }
-      // A line longer than the limit: finish it here, then rotate.
-      cut = data.find('\n');
-      if (cut == std::string_view::npos) {
-        if (!write_all(data)) return false;
-        at_line_start_ = false;
-        return true;
-      }
+    const std::size_t cut = room == 0 ? std::string_view::npos : data.rfind('\n', room - 1);
+    if (cut != std::string_view::npos) {
+      if (!put(cut + 1) || !next_file()) return false;
+      continue;
     }
-    if (!write_all(data.substr(0, cut + 1))) return false;
-    at_line_start_ = true;
-    data.remove_prefix(cut + 1);
-    rotate();
-    if (fd_ < 0) {
-      fail(errno, data.size());
-      return false;
+    if (at_line_start_ && size_ > 0) {
+      if (!next_file()) return false;  // the next line starts a new file
+      continue;
     }
+    // In the middle of a line. One that fits in a file is finished here (the file passes
+    // the bound by less than a line); a longer one is cut at the bound, so a job writing
+    // without newlines still rotates.
+    const std::size_t nl = data.find('\n');
+    const std::size_t rest = nl == std::string_view::npos ? data.size() : nl + 1;
+    if (line_len_ + rest <= max) {
+      if (!put(rest)) return false;
+      if (nl != std::string_view::npos && !next_file()) return false;
+      continue;
+    }
+    std::size_t take = room;
+    if (take < data.size() && data[take] == '\n') ++take;  // keep a line's end with it
+    if (take > 0 && !put(take)) return false;
+    if (!next_file()) return false;
   }
   return true;
 }

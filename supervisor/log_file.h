@@ -61,6 +61,7 @@ class LogFile {
   int fd_ = -1;
   std::uint64_t size_ = 0;
   bool at_line_start_ = true;  // the file ends at a line boundary
+  std::size_t line_len_ = 0;   // bytes of the current (unfinished) line in this file
   std::string error_;
   std::uint64_t dropped_ = 0;
   struct timespec last_attempt_ {};  // of opening a file that could not be opened

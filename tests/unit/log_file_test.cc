@@ -77,25 +77,39 @@ TEST_CASE("rotates at the size bound, at a line boundary, keeping N backups") {
   CHECK(read(p) == "g\n");
 }
 
-TEST_CASE("a partial line is not split by rotation") {
+TEST_CASE("a line that fits in a file is finished where it started") {
   TempDir d;
   const std::string p = d / "j.log";
   LogFile f(p, LogPolicy{10, 1});
-  f.write("abcdef");    // 6 bytes, mid-line
-  f.write("ghij\nkl");  // the line ends at 11 > 10: it is finished here, then rotate
-  CHECK(read(p + ".1") == "abcdefghij\n");
-  CHECK(read(p) == "kl");
+  f.write("12345\n");  // 6 bytes
+  f.write("abc");       // 9, mid-line
+  f.write("defg\nxy\n");  // the line is 8 bytes: it ends in this file (14), then rotate
+  CHECK(read(p + ".1") == "12345\nabcdefg\n");
+  CHECK(read(p) == "xy\n");
 }
 
-TEST_CASE("a line longer than the bound gets a file of its own") {
+TEST_CASE("a line longer than the bound is cut at the bound") {
   TempDir d;
   const std::string p = d / "j.log";
   LogFile f(p, LogPolicy{8, 3});
   f.write("ab\n");
   f.write("0123456789012345\nxy\n");
-  CHECK(read(p + ".2") == "ab\n");
-  CHECK(read(p + ".1") == "0123456789012345\n");
+  CHECK(read(p + ".3") == "ab\n");
+  CHECK(read(p + ".2") == "01234567");
+  CHECK(read(p + ".1") == "89012345\n");  // the line's end stays with it
   CHECK(read(p) == "xy\n");
+}
+
+TEST_CASE("output without any newline still rotates at the bound") {
+  TempDir d;
+  const std::string p = d / "j.log";
+  LogFile f(p, LogPolicy{1000, 2});
+  const std::string block(300, 'z');
+  for (int i = 0; i < 20; ++i) f.write(block);  // 6000 bytes, no newline
+  CHECK(stdfs::file_size(p + ".1") == 1000);
+  CHECK(stdfs::file_size(p + ".2") == 1000);
+  CHECK(stdfs::file_size(p) <= 1000);
+  CHECK_FALSE(stdfs::exists(p + ".3"));
 }
 
 TEST_CASE("size 0 never rotates; backups 0 starts the file over") {
