@@ -261,13 +261,24 @@ std::size_t utf8_length_at(std::string_view s, std::size_t i) {
   return length;
 }
 
-std::string escape_controls(std::string_view text) {
+namespace {
+
+// Control characters and invalid UTF-8 as escapes; with `quotes`, '"' and '\\' too (for
+// text shown between quotes); cut with "..." after `max_shown` bytes.
+std::string escape(std::string_view text, bool quotes, std::size_t max_shown) {
   std::string out;
   std::size_t i = 0;
   while (i < text.size()) {
+    if (i >= max_shown) {
+      out += "...";
+      break;
+    }
     const unsigned char c = static_cast<unsigned char>(text[i]);
     const std::size_t length = utf8_length_at(text, i);
-    if (c == '\n') {
+    if (quotes && (c == '"' || c == '\\')) {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c == '\n') {
       out += "\\n";
     } else if (c == '\t') {
       out += "\\t";
@@ -285,6 +296,12 @@ std::string escape_controls(std::string_view text) {
     ++i;
   }
   return out;
+}
+
+}  // namespace
+
+std::string escape_controls(std::string_view text) {
+  return escape(text, false, std::string_view::npos);
 }
 
 bool all_digits(std::string_view text) {
@@ -513,37 +530,7 @@ std::string format_duration(Duration d) {
 
 std::string printable(std::string_view text) {
   // Long enough for any valid key or job name, short enough for one line.
-  constexpr std::size_t kMaxShown = 80;
-  std::string out;
-  std::size_t i = 0;
-  while (i < text.size()) {
-    if (i >= kMaxShown) {
-      out += "...";
-      break;
-    }
-    const unsigned char c = static_cast<unsigned char>(text[i]);
-    const std::size_t length = internal::utf8_length_at(text, i);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (c == '\r') {
-      out += "\\r";
-    } else if (c < 0x20 || c == 0x7f || length == 0) {
-      char hex[8];
-      std::snprintf(hex, sizeof hex, "\\x%02x", c);
-      out += hex;
-    } else {
-      out.append(text.substr(i, length));
-      i += length;
-      continue;
-    }
-    ++i;
-  }
-  return out;
+  return internal::escape(text, true, 80);
 }
 
 std::string quote(std::string_view text) {
