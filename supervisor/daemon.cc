@@ -188,88 +188,100 @@ int Daemon::run() {
 
 // --- Effects ---
 
+// Spawns are started as they come and collected once nothing else is left to do, so the
+// children of a batch (a start of 1000 jobs) exec side by side.
 void Daemon::run_effects() {
-  while (!fx_.empty()) {
-    core::Effect effect = std::move(fx_.front());
-    fx_.pop_front();
-    std::visit(
-        overloaded{
-            [&](const core::Spawn& s) {
-              core::Job* job = sup_.find(s.job);
-              if (job == nullptr) return;
-              ChildStdio io;  // the parent's copies close when the spawn is over
-              SpawnResult r;
-              if (auto err = output_for(*job).prepare(io); !err.empty()) {
-                r.error = err;
-              } else {
-                r = spawner_->spawn(job->spec(), io);
-              }
-              if (r.pid > 0) {
-                watchdog_.watch(r.pid);  // the job leads its own process group
-                sup_.spawned(s.job, r.pid, now(), fx_);
-              } else {
-                log_.error(s.job + ": " + r.error);
-                sup_.spawn_failed(s.job, r.error, now(), fx_);
-              }
-            },
-            [&](const core::Kill& k) {
-              const pid_t target = k.group ? -k.pid : k.pid;
-              if (::kill(target, k.signo) != 0 && errno != ESRCH) {
-                log_.warn(k.job + ": cannot send " + config::signal_name(k.signo) + " to " +
-                          std::to_string(target) + ": " + fs::errno_text(errno));
-              }
-            },
-            [&](const core::SetTimer& t) {
-              auto& slot = timers_[t.job];
-              if (!slot.timer) {
-                std::string name = t.job;
-                slot.timer = std::make_unique<Timer>(&loop_, [this, name] { on_job_timer(name); });
-              }
-              slot.deadline = t.deadline;
-              auto left = t.deadline - now().mono;
-              slot.timer->start(left.count() > 0 ? static_cast<std::uint64_t>(left.count()) : 0);
-            },
-            [&](const core::ClearTimer& t) {
-              auto it = timers_.find(t.job);
-              if (it != timers_.end()) it->second.timer->stop();
-            },
-            [&](const core::StateChanged& c) {
-              auto level = c.to == core::State::fatal ? Logger::Level::error : Logger::Level::info;
-              log_.log(level, describe_change(c));
-              const json fields = core::state_event_json(c);
-              for (const auto& [client, id] : event_subscribers_) {
-                server_->send(client, protocol::encode_event(id, "state", fields));
-              }
-            },
-            [&](const core::Forget& f) {
-              timers_.erase(f.job);
-              followers_.erase(f.job);
-              if (auto it = outputs_.find(f.job); it != outputs_.end()) {
-                it->second->drain();
-                outputs_.erase(it);
-              }
-            },
-            [&](const core::Reply& r) {
-              auto it = waiting_.find(r.waiter);
-              if (it == waiting_.end()) return;
-              PendingReply who = it->second;
-              waiting_.erase(it);
-              if (auto err = core::outcomes_error(r.outcomes)) {
-                server_->send_error(who.client, who.id, *err);
-              } else {
-                json result = json::array();
-                for (const auto& o : r.outcomes) result.push_back(core::outcome_json(o));
-                server_->send_result(who.client, who.id, result);
-              }
-              // A client that said all it had to say goes once it has every answer.
-              if (server_->input_closed(who.client) && !on_input_closed(who.client)) {
-                server_->close_when_done(who.client);
-              }
-            },
-        },
-        effect);
+  for (;;) {
+    while (!fx_.empty()) {
+      core::Effect effect = std::move(fx_.front());
+      fx_.pop_front();
+      run_effect(effect);
+    }
+    if (spawner_->idle()) break;
+    for (auto& [job, r] : spawner_->collect()) spawn_done(job, r);
   }
   maybe_finish();
+}
+
+void Daemon::spawn_done(const std::string& name, const SpawnResult& r) {
+  if (r.pid > 0) {
+    watchdog_.watch(r.pid);  // the job leads its own process group
+    sup_.spawned(name, r.pid, now(), fx_);
+  } else {
+    log_.error(name + ": " + r.error);
+    sup_.spawn_failed(name, r.error, now(), fx_);
+  }
+}
+
+void Daemon::run_effect(const core::Effect& effect) {
+  std::visit(
+      overloaded{
+          [&](const core::Spawn& s) {
+            core::Job* job = sup_.find(s.job);
+            if (job == nullptr) return;
+            ChildStdio io;  // the parent's copies close once the child has its own
+            if (auto err = output_for(*job).prepare(io); !err.empty()) {
+              spawn_done(s.job, {0, err});
+            } else {
+              spawner_->start(s.job, job->spec(), io);
+            }
+          },
+          [&](const core::Kill& k) {
+            const pid_t target = k.group ? -k.pid : k.pid;
+            if (::kill(target, k.signo) != 0 && errno != ESRCH) {
+              log_.warn(k.job + ": cannot send " + config::signal_name(k.signo) + " to " +
+                        std::to_string(target) + ": " + fs::errno_text(errno));
+            }
+          },
+          [&](const core::SetTimer& t) {
+            auto& slot = timers_[t.job];
+            if (!slot.timer) {
+              std::string name = t.job;
+              slot.timer = std::make_unique<Timer>(&loop_, [this, name] { on_job_timer(name); });
+            }
+            slot.deadline = t.deadline;
+            auto left = t.deadline - now().mono;
+            slot.timer->start(left.count() > 0 ? static_cast<std::uint64_t>(left.count()) : 0);
+          },
+          [&](const core::ClearTimer& t) {
+            auto it = timers_.find(t.job);
+            if (it != timers_.end()) it->second.timer->stop();
+          },
+          [&](const core::StateChanged& c) {
+            auto level = c.to == core::State::fatal ? Logger::Level::error : Logger::Level::info;
+            log_.log(level, describe_change(c));
+            const json fields = core::state_event_json(c);
+            for (const auto& [client, id] : event_subscribers_) {
+              server_->send(client, protocol::encode_event(id, "state", fields));
+            }
+          },
+          [&](const core::Forget& f) {
+            timers_.erase(f.job);
+            followers_.erase(f.job);
+            if (auto it = outputs_.find(f.job); it != outputs_.end()) {
+              it->second->drain();
+              outputs_.erase(it);
+            }
+          },
+          [&](const core::Reply& r) {
+            auto it = waiting_.find(r.waiter);
+            if (it == waiting_.end()) return;
+            PendingReply who = it->second;
+            waiting_.erase(it);
+            if (auto err = core::outcomes_error(r.outcomes)) {
+              server_->send_error(who.client, who.id, *err);
+            } else {
+              json result = json::array();
+              for (const auto& o : r.outcomes) result.push_back(core::outcome_json(o));
+              server_->send_result(who.client, who.id, result);
+            }
+            // A client that said all it had to say goes once it has every answer.
+            if (server_->input_closed(who.client) && !on_input_closed(who.client)) {
+              server_->close_when_done(who.client);
+            }
+          },
+      },
+      effect);
 }
 
 JobOutput& Daemon::output_for(const core::Job& job) {

@@ -63,6 +63,8 @@ class Daemon : public ControlServer::Handler {
   JobOutput& output_for(const core::Job& job);
   void on_output(const std::string& job, JobOutput::Stream stream, std::string_view text);
   void run_effects();
+  void run_effect(const core::Effect& effect);
+  void spawn_done(const std::string& job, const SpawnResult& r);
   void on_sigchld();
   void on_job_timer(const std::string& job);
   void begin_shutdown(const std::string& why);

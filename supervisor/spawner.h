@@ -1,12 +1,14 @@
-// Starts job processes: our own fork + exec (not uv_spawn, which has no umask, no process
+// Starts job processes: our own vfork + exec (not uv_spawn, which has no umask, no process
 // group of our choosing and reaps its own children). Everything that can fail is checked
 // in the parent where it can be; what fails in the child (chdir, setuid, exec) comes back
-// through a close-on-exec pipe as the job's failure reason, never as an anonymous exit 127.
+// as the job's failure reason, never as an anonymous exit 127.
 #pragma once
 
 #include <sys/resource.h>
 #include <sys/types.h>
 
+#include <deque>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -21,6 +23,9 @@ struct SpawnResult {
   std::string error;  // why not, otherwise
 };
 
+// Starts children in batches: start() each, then collect() the outcomes. The children of
+// a batch exec concurrently with each other and with the daemon; collect() returns once
+// every one of them has exec'd (or failed, and been reaped).
 class Spawner {
  public:
   // `base_env` is the environment every job starts from (the daemon's, less vigild's own
@@ -28,18 +33,38 @@ class Spawner {
   // `nofile` is the RLIMIT_NOFILE that vigild was started with: vigild raises its own to
   // serve many clients and jobs, but jobs get the limit they would have had without it.
   Spawner(std::vector<std::string> base_env, mode_t umask, struct rlimit nofile);
+  ~Spawner();
+  Spawner(const Spawner&) = delete;
+  Spawner& operator=(const Spawner&) = delete;
 
-  // Starts the job with `io` as its stdout and stderr (see job_output.h).
-  SpawnResult spawn(const config::JobSpec& spec, const ChildStdio& io);
+  // Starts `job` with `io` as its stdout and stderr (see job_output.h). The caller may
+  // close its copies of `io` as soon as this returns.
+  void start(const std::string& job, const config::JobSpec& spec, const ChildStdio& io);
+
+  struct Outcome {
+    std::string job;
+    SpawnResult result;
+  };
+  // The outcome of every start() since the last collect(), in order.
+  std::vector<Outcome> collect();
+  bool idle() const { return in_flight_.empty() && done_.empty(); }
 
   // Variables of vigild's own that no job should see (NOTIFY_SOCKET and the like).
   static bool is_internal_variable(const std::string& name);
 
+  struct Child;  // one start(), until it is collected
+
  private:
+  std::string plan(Child& c, const config::JobSpec& spec, const ChildStdio& io) const;
+  void settle_oldest();
+
   std::vector<std::string> base_env_;
   mode_t umask_;
   struct rlimit nofile_;
   int devnull_ = -1;
+  std::deque<std::unique_ptr<Child>> in_flight_;  // started, maybe not yet exec'd
+  std::vector<Outcome> done_;                     // settled, not yet collected
+  std::vector<std::unique_ptr<Child>> spare_;     // for the next start()
 };
 
 // Finds `file` the way execvp would, in `path` (colon-separated). Returns "" if absent.
