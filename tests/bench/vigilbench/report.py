@@ -170,8 +170,15 @@ def checks(r):
 
 
 def floors(r):
-    """For each client timing: the median of /bin/true timed alternately with it."""
+    """For each client timing: the median of /bin/true timed alternately with it; for each
+    start: a bare posix_spawn loop doing the same spawns with no supervisor."""
     out = []
+    for key, n in (("start100", 100), ("start1000", 1000)):
+        bare = med(r.get(key, {}).get("bare", {}).get("start", []))
+        if bare is not None:
+            out.append(f"start {n} jobs: a bare loop of posix_spawn (no supervisor, no pipes, "
+                       f"no logs) started {n} sleeps in {bare:.3g} s in the same runs: the "
+                       f"machine's floor")
     for key, n in (("start100", 100), ("start1000", 1000)):
         for what, label in (("status_one", f"status of 1 job (of {n})"),
                             ("status_all", f"status of all {n} jobs")):

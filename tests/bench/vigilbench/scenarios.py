@@ -126,6 +126,23 @@ def spawn_floor(ctx):
     return time_client(["/bin/true"], 50)
 
 
+def bare_spawn(n):
+    """The machine's floor for starting N jobs: a loop that does nothing but posix_spawn
+    `sleep 3600` N times (glibc's posix_spawn returns once the child has exec'd), with no
+    supervisor, no pipe and no log. Returns the seconds it took; the sleeps are killed."""
+    pids = []
+    t0 = time.monotonic()
+    try:
+        for _ in range(n):
+            pids.append(os.posix_spawn("/bin/sleep", ["sleep", "3600"], {}))
+        return time.monotonic() - t0
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        for pid in pids:
+            os.waitpid(pid, 0)
+
+
 # --- scenario: start N jobs (memory, CPU), then idle / status / stop on the same instance ---
 
 def start_jobs(ctx, n, reps, idle_window=None, status_runs=None, stop=True):
@@ -133,7 +150,12 @@ def start_jobs(ctx, n, reps, idle_window=None, status_runs=None, stop=True):
     first repetition also the idle wakeups and client status times; then stop all."""
     res = {p.name: {"start": [], "rss": [], "pss": [], "cpu": [], "own_status_ok": [],
                     "stop": [], "exit": []} for p in PEERS}
+    res["bare"] = {"start": []}
     for rep in range(reps):
+        t_bare = bare_spawn(n)
+        res["bare"]["start"].append(t_bare)
+        say(ctx, f"{'bare loop':12s} {n} sleeps spawned in {t_bare * 1000:7.1f} ms "
+                 f"(posix_spawn, no supervisor: the machine's floor)")
         for cls in peer_order(rep):
             r = res[cls.name]
             with cls(ctx, sleepers(n), label=f"{n}jobs") as peer:
