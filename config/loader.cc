@@ -220,8 +220,8 @@ class Loader {
   void include_file(Reader& reader, const IncludeRef& ref, const std::string& display,
                     const std::string& absolute) {
     internal::FileData data = internal::read_file(absolute);
-    if (data.error) {
-      reader.error(ref.at, ref.path, "cannot read " + display + ": " + std::strerror(data.error));
+    if (data.error || data.not_regular) {
+      reader.error(ref.at, ref.path, "cannot read " + display + ": " + internal::read_failure(data));
       return;
     }
     if (data.too_large) {
@@ -325,8 +325,8 @@ LoadResult load(const std::string& path, const Environment& env) {
       return loader.finish();
     }
     internal::FileData data = internal::read_file(*absolute);
-    if (data.error) {
-      loader.fail({{path, 0, 0}, std::string("cannot read: ") + std::strerror(data.error)});
+    if (data.error || data.not_regular) {
+      loader.fail({{path, 0, 0}, "cannot read: " + internal::read_failure(data)});
     } else if (data.too_large) {
       loader.fail({{path, 0, 0}, internal::too_large_message(*data.too_large)});
     } else {

@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <sstream>
 
 #include <yaml-cpp/depthguard.h>
@@ -72,11 +73,22 @@ class EventCheck : public YAML::EventHandler {
   std::size_t bom_;
 };
 
+// What a file that is neither a regular file nor a folder is, for messages.
+const char* file_type_name(mode_t mode) {
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  return "not a file";
+}
+
 }  // namespace
 
 FileData read_file(const std::string& path) {
   FileData data;
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  // O_NONBLOCK: opening a FIFO would otherwise wait for a writer, forever. Symlinks are
+  // followed on purpose (a config linked from elsewhere is legitimate).
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) {
     data.error = errno;
     return data;
@@ -86,7 +98,11 @@ FileData read_file(const std::string& path) {
     data.error = errno;
   } else if (S_ISDIR(st.st_mode)) {
     data.error = EISDIR;
-  } else if (S_ISREG(st.st_mode) && static_cast<std::size_t>(st.st_size) > kMaxFileBytes) {
+  } else if (!S_ISREG(st.st_mode)) {
+    // A FIFO, socket or device is never a config file: reading one could block, or
+    // never end, or have side effects (a tape rewinds, /dev/kmsg eats messages).
+    data.not_regular = file_type_name(st.st_mode);
+  } else if (static_cast<std::size_t>(st.st_size) > kMaxFileBytes) {
     data.too_large = static_cast<std::size_t>(st.st_size);
   } else {
     data.device = st.st_dev;
@@ -110,6 +126,11 @@ FileData read_file(const std::string& path) {
   }
   close(fd);
   return data;
+}
+
+std::string read_failure(const FileData& data) {
+  if (data.not_regular) return std::string("not a regular file (") + data.not_regular + ")";
+  return std::strerror(data.error);
 }
 
 std::string too_large_message(std::size_t size) {

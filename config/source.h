@@ -28,13 +28,20 @@ struct FileData {
   ino_t inode = 0;
   // errno when the file could not be read; 0 otherwise.
   int error = 0;
+  // What the file is when it is not a regular file (or a folder: that is EISDIR), such
+  // as "a FIFO"; it is then not read at all.
+  const char* not_regular = nullptr;
   // Set when the file is larger than kMaxFileBytes; `text` is then empty.
   std::optional<std::size_t> too_large;
 };
 
-// Reads at most kMaxFileBytes + 1 bytes, so a FIFO or /dev/zero cannot make it hang on
-// memory.
+// Reads a regular file of at most kMaxFileBytes. Anything else (a FIFO, a device) is
+// refused without waiting or reading, so that it cannot make the loader hang.
 FileData read_file(const std::string& path);
+
+// Why a file could not be read ("No such file or directory", "not a regular file (a
+// FIFO)"), when `error` or `not_regular` is set.
+std::string read_failure(const FileData& data);
 
 // The message for a file over the size limit (without a position).
 std::string too_large_message(std::size_t size);

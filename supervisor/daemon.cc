@@ -1,6 +1,7 @@
 // vigild's loop: events in, Effects out.
 #include "daemon.h"
 
+#include <malloc.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/prctl.h>
@@ -75,6 +76,13 @@ std::optional<Error> read_bool(const json& args, const char* key, bool& out) {
   return std::nullopt;
 }
 
+// The orphan guard is restarted when it exits. One that keeps failing (it cannot be
+// started, or something keeps killing it) is retried after 0.1s, 0.2s, 0.4s ... up to
+// once a minute, never in a tight loop; one that ran this long before it exited was
+// fine, and is restarted after the first delay again.
+const config::Backoff kGuardBackoff{std::chrono::milliseconds(100), std::chrono::minutes(1), 2.0};
+constexpr std::chrono::seconds kGuardStable{10};
+
 std::string describe_change(const core::StateChanged& c) {
   std::string line = c.job + ": " + std::string(core::to_string(c.from)) + " -> " +
                      std::string(core::to_string(c.to));
@@ -124,9 +132,10 @@ Daemon::~Daemon() {
   server_.reset();
   outputs_.clear();
   writer_.reset();
-  timers_.clear();
+  job_timer_.reset();
   signals_.clear();
   shutdown_timer_.reset();
+  guard_timer_.reset();
   // Let libuv finish closing what was closed above, then check nothing is left open.
   uv_run(&loop_, UV_RUN_DEFAULT);
   int rc = uv_loop_close(&loop_);
@@ -156,10 +165,6 @@ std::string Daemon::prepare() {
   }
   // A client that goes away mid-reply must not kill the daemon.
   ::signal(SIGPIPE, SIG_IGN);
-  if (auto err = watchdog_.start(); !err.empty()) {
-    log_.warn("cannot start the orphan guard (" + err + "): if vigild is killed, its jobs "
-              "will outlive it");
-  }
   auto watch = [&](int sig, std::function<void()> fn) {
     signals_.push_back(std::make_unique<SignalWatcher>(&loop_, sig, std::move(fn)));
   };
@@ -174,6 +179,8 @@ std::string Daemon::prepare() {
     }
   });
   watch(SIGUSR1, [this] { reopen_logs(); });
+  // After the SIGCHLD watcher: a guard that exits at once is noticed and retried.
+  start_guard();
   return {};
 }
 
@@ -181,7 +188,11 @@ int Daemon::run() {
   log_.info("vigild " VIGIL_VERSION " started (pid " + std::to_string(::getpid()) + ", " +
             std::to_string(cfg_.jobs.size()) + " jobs, socket " + cfg_.supervisor.socket + ")");
   sup_.load(cfg_.jobs, now(), fx_);
+  // Each job holds its own definition from now on; a second copy of 1000 of them is
+  // memory for nothing.
+  cfg_.jobs = {};
   run_effects();
+  ::malloc_trim(0);  // what loading the config and starting the jobs took and gave back
   uv_run(&loop_, UV_RUN_DEFAULT);
   return exit_code_;
 }
@@ -234,18 +245,12 @@ void Daemon::run_effect(const core::Effect& effect) {
             }
           },
           [&](const core::SetTimer& t) {
-            auto& slot = timers_[t.job];
-            if (!slot.timer) {
-              std::string name = t.job;
-              slot.timer = std::make_unique<Timer>(&loop_, [this, name] { on_job_timer(name); });
-            }
-            slot.deadline = t.deadline;
-            auto left = t.deadline - now().mono;
-            slot.timer->start(left.count() > 0 ? static_cast<std::uint64_t>(left.count()) : 0);
+            deadlines_.set(t.job, t.deadline);
+            arm_job_timer();
           },
           [&](const core::ClearTimer& t) {
-            auto it = timers_.find(t.job);
-            if (it != timers_.end()) it->second.timer->stop();
+            deadlines_.clear(t.job);
+            arm_job_timer();
           },
           [&](const core::StateChanged& c) {
             auto level = c.to == core::State::fatal ? Logger::Level::error : Logger::Level::info;
@@ -256,7 +261,8 @@ void Daemon::run_effect(const core::Effect& effect) {
             }
           },
           [&](const core::Forget& f) {
-            timers_.erase(f.job);
+            deadlines_.clear(f.job);
+            arm_job_timer();
             followers_.erase(f.job);
             if (auto it = outputs_.find(f.job); it != outputs_.end()) {
               it->second->drain();
@@ -329,8 +335,7 @@ void Daemon::on_sigchld() {
     core::ExitStatus e = WIFSIGNALED(status) ? core::ExitStatus::signal(WTERMSIG(status))
                                              : core::ExitStatus::code(WEXITSTATUS(status));
     if (pid == watchdog_.pid()) {
-      log_.warn("the orphan guard exited (" + core::describe(e) + "); restarting it");
-      if (auto err = watchdog_.restart(); !err.empty()) log_.error("orphan guard: " + err);
+      on_guard_exit(e);
       continue;
     }
     if (sup_.child_exited(pid, e, now(), fx_)) {
@@ -342,17 +347,53 @@ void Daemon::on_sigchld() {
   run_effects();
 }
 
-void Daemon::on_job_timer(const std::string& job) {
-  auto it = timers_.find(job);
-  if (it == timers_.end()) return;
-  const core::Instant t = now();
-  if (t.mono < it->second.deadline) {
-    // libuv measures from its cached loop time; never act before the deadline.
-    it->second.timer->start(static_cast<std::uint64_t>((it->second.deadline - t.mono).count()));
+// One libuv timer, armed for the earliest job deadline (none: stopped, so no wakeup).
+void Daemon::arm_job_timer() {
+  const auto next = deadlines_.next();
+  if (!next) {
+    if (job_timer_) job_timer_->stop();
     return;
   }
-  sup_.timer_fired(job, t, fx_);
+  if (!job_timer_) job_timer_ = std::make_unique<Timer>(&loop_, [this] { on_job_timers(); });
+  const auto left = *next - now().mono;
+  job_timer_->start(left.count() > 0 ? static_cast<std::uint64_t>(left.count()) : 0);
+}
+
+void Daemon::on_job_timers() {
+  // libuv measures from its cached loop time; never act before a deadline (a job not
+  // due yet re-arms the timer below).
+  const core::Instant t = now();
+  for (const auto& job : deadlines_.take_due(t.mono)) sup_.timer_fired(job, t, fx_);
   run_effects();
+  arm_job_timer();
+}
+
+// --- The orphan guard ---
+
+void Daemon::start_guard() {
+  guard_started_ = now().mono;
+  if (auto err = watchdog_.restart(); !err.empty()) {
+    retry_guard_later("cannot start the orphan guard (" + err + ")");
+  }
+}
+
+void Daemon::on_guard_exit(const core::ExitStatus& e) {
+  watchdog_.exited();
+  if (now().mono - guard_started_ >= kGuardStable) guard_failures_ = 0;
+  retry_guard_later("the orphan guard exited (" + core::describe(e) + ")");
+}
+
+void Daemon::retry_guard_later(const std::string& what) {
+  const auto delay = core::backoff_delay(kGuardBackoff, ++guard_failures_);
+  std::string note = what + "; restarting it in " + config::format_duration(delay);
+  if (delay >= kGuardBackoff.max) {
+    note += " (it keeps failing: until it runs, jobs outlive a vigild that is killed)";
+  }
+  log_.warn(note);
+  // One timer, armed only while a restart is pending: a daemon whose guard runs never
+  // wakes for it.
+  if (!guard_timer_) guard_timer_ = std::make_unique<Timer>(&loop_, [this] { start_guard(); });
+  guard_timer_->start(static_cast<std::uint64_t>(delay.count()));
 }
 
 // --- Shutdown ---
@@ -395,9 +436,10 @@ void Daemon::finish() {
   watchdog_.goodbye();
   pidfile_.release();
   server_->close();
-  timers_.clear();
+  job_timer_.reset();
   signals_.clear();
   shutdown_timer_.reset();
+  guard_timer_.reset();
   // With every handle closed, uv_run returns.
 }
 
@@ -418,10 +460,9 @@ std::variant<core::ReloadReport, std::vector<std::string>> Daemon::reload() {
     log_.warn("reload: changes to supervisor.socket, socket_mode, socket_group, pidfile, log "
               "and umask take effect when vigild restarts");
   }
-  cfg_.jobs = loaded.config->jobs;
   cfg_.supervisor.shutdown_timeout = next.shutdown_timeout;
   cfg_.files = loaded.config->files;
-  auto report = sup_.reload(cfg_.jobs, now(), fx_);
+  auto report = sup_.reload(loaded.config->jobs, now(), fx_);
   auto join = [](const std::vector<std::string>& v) {
     std::string s;
     for (const auto& n : v) s += (s.empty() ? "" : ", ") + n;

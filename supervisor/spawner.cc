@@ -170,8 +170,9 @@ namespace {
 // Runs in the child, between clone and exec, on its own stack, in the daemon's memory:
 // raw system calls only, no write but the report. Every signal is blocked on entry (see
 // Spawner::start), so no handler of the daemon's can run here. Not instrumented: the
-// sanitizers' bookkeeping is the daemon's, not the child's.
-[[gnu::no_sanitize("address", "undefined"), gnu::noinline]] int child_main(void* arg) {
+// sanitizers' bookkeeping is the daemon's, not the child's. (__attribute__, because
+// clang does not know [[gnu::no_sanitize]].)
+__attribute__((no_sanitize("address", "undefined"), noinline)) int child_main(void* arg) {
   auto& c = *static_cast<Spawner::Child*>(arg);
   // A clean slate: signals the daemon handles or ignores get their defaults back (an
   // all-zero kernel sigaction is SIG_DFL, whatever the architecture's layout), and none

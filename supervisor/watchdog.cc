@@ -2,9 +2,9 @@
 #include "watchdog.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
+#include <spawn.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -15,40 +15,61 @@
 namespace vigil {
 
 namespace {
-constexpr int kGuardFd = 3;
+constexpr int kGuardFd = 3;  // as guard_main.cc reads it
 constexpr int kGoodbye = 0;
+constexpr const char* kProgram = "vigild-guard";
 }  // namespace
 
 Watchdog::~Watchdog() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+// Where the guard program is: beside vigild (a build tree, or both installed in one
+// folder), else where `meson install` puts it.
+std::string Watchdog::program() {
+  char self[PATH_MAX];
+  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n > 0) {
+    std::string dir(self, static_cast<std::size_t>(n));
+    dir.erase(dir.rfind('/') + 1);
+    std::string beside = dir + kProgram;
+    if (::access(beside.c_str(), X_OK) == 0) return beside;
+  }
+  return std::string(VIGIL_LIBEXECDIR "/") + kProgram;
+}
+
 std::string Watchdog::start() {
   int p[2];
   if (::pipe2(p, O_CLOEXEC) < 0) return "cannot create a pipe: " + fs::errno_text(errno);
-  const pid_t pid = ::fork();
-  if (pid < 0) {
-    int err = errno;
-    ::close(p[0]);
-    ::close(p[1]);
-    return "cannot fork: " + fs::errno_text(err);
-  }
-  if (pid == 0) {
-    // Its own session: a signal to vigild's process group does not reach the guard.
-    ::setsid();
-    ::dup2(p[0], kGuardFd);
-    ::syscall(SYS_close_range, kGuardFd + 1, ~0U, 0);
-    sigset_t none;
-    ::sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    char arg0[] = "vigild";
-    char arg1[] = "--internal-watchdog";
-    char* argv[] = {arg0, arg1, nullptr};
-    char* envp[] = {nullptr};
-    ::execve("/proc/self/exe", argv, envp);
-    ::_exit(127);
-  }
+  const std::string path = program();
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  ::posix_spawn_file_actions_init(&fa);
+  ::posix_spawnattr_init(&attr);
+  // The read end as descriptor 3 (dup2 clears close-on-exec, even onto itself); every
+  // other descriptor of vigild's is close-on-exec.
+  ::posix_spawn_file_actions_adddup2(&fa, p[0], kGuardFd);
+  // Its own session: a signal to vigild's process group does not reach the guard. No
+  // signal blocked, none left to a handler of vigild's.
+  sigset_t none, all;
+  ::sigemptyset(&none);
+  ::sigfillset(&all);
+  ::posix_spawnattr_setsigmask(&attr, &none);
+  ::posix_spawnattr_setsigdefault(&attr, &all);
+  ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
+                                        POSIX_SPAWN_SETSIGDEF);
+  char arg0[] = "vigild-guard";
+  char* argv[] = {arg0, nullptr};
+  char* envp[] = {nullptr};
+  pid_t pid = 0;
+  const int rc = ::posix_spawn(&pid, path.c_str(), &fa, &attr, argv, envp);
+  ::posix_spawn_file_actions_destroy(&fa);
+  ::posix_spawnattr_destroy(&attr);
   ::close(p[0]);
+  if (rc != 0) {
+    ::close(p[1]);
+    return "cannot run " + path + ": " + fs::errno_text(rc);
+  }
   // Never block the daemon on a guard that does not read (stopped, say).
   ::fcntl(p[1], F_SETFL, O_NONBLOCK);
   if (fd_ >= 0) ::close(fd_);
@@ -87,33 +108,6 @@ void Watchdog::goodbye() {
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
   pid_ = 0;
-}
-
-int Watchdog::run_guard() {
-  ::prctl(PR_SET_NAME, "vigild-guard");
-  // Only vigild's death (EOF) or SIGKILL ends the guard.
-  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGPIPE, SIGUSR1, SIGUSR2}) {
-    ::signal(sig, SIG_IGN);
-  }
-  std::set<pid_t> groups;
-  int value = 0;
-  std::size_t have = 0;
-  for (;;) {
-    ssize_t n = ::read(kGuardFd, reinterpret_cast<char*>(&value) + have, sizeof value - have);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;  // EOF: vigild is gone without a goodbye
-    have += static_cast<std::size_t>(n);
-    if (have < sizeof value) continue;
-    have = 0;
-    if (value == kGoodbye) return 0;
-    if (value > 0) {
-      groups.insert(value);
-    } else {
-      groups.erase(-value);
-    }
-  }
-  for (pid_t g : groups) ::kill(-g, SIGKILL);
-  return 0;
 }
 
 }  // namespace vigil

@@ -5,9 +5,10 @@
 // process of a job's group is left running unsupervised. On a clean exit vigild says
 // goodbye first, and the guard just exits.
 //
-// The guard is vigild itself, re-executed with --internal-watchdog (so it is a fresh,
-// small process, not a copy of the daemon's memory). It ignores the signals a service
-// manager sends to a whole group, so only vigild's death or SIGKILL ends it.
+// The guard is a program of its own, vigild-guard (guard_main.cc): a few dozen lines on
+// libc alone, so it costs about 100 KB, not a second copy of vigild. It ignores the
+// signals a service manager sends to a whole group, so only vigild's death or SIGKILL
+// ends it.
 #pragma once
 
 #include <sys/types.h>
@@ -24,11 +25,12 @@ class Watchdog {
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
 
-  // Starts the guard process. Returns "" or the reason.
-  std::string start();
   // The guard's pid (0 when none): vigild restarts it when it exits.
   pid_t pid() const { return pid_; }
-  // The guard exited: start a new one and tell it every group it must watch.
+  // The guard has been reaped: it has no pid until restart().
+  void exited() { pid_ = 0; }
+  // Starts a new guard (the first, or after one exited) and tells it every group it
+  // must watch. Returns "" or the reason.
   std::string restart();
 
   void watch(pid_t pgid);
@@ -36,10 +38,11 @@ class Watchdog {
   // A clean exit: the guard is told to kill nothing and leave.
   void goodbye();
 
-  // The guard's main loop (vigild --internal-watchdog): reads from fd 3 until EOF.
-  static int run_guard();
+  // The guard program's path: beside vigild, else in vigil's libexec folder.
+  static std::string program();
 
  private:
+  std::string start();
   void send(int value);
 
   pid_t pid_ = 0;

@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import pwd
 import shutil
 import signal
 import subprocess
@@ -9,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import VIGILD, helper_cmd, pid_alive, sleeper, wait_until
+from conftest import SANITIZED, VIGILD, helper_cmd, pid_alive, sleeper, wait_until
 
 
 def group_members(pgid):
@@ -62,19 +63,7 @@ def test_the_orphan_guard_is_restarted_if_it_dies(vigil):
     vigil.start()
     vigil.wait_state("a", "running")
     daemon = vigil.pid()
-
-    def guard():
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    if pathlib.Path(f"/proc/{entry}/comm").read_text().strip() == "vigild-guard":
-                        with open(f"/proc/{entry}/stat") as f:
-                            if int(f.read().rsplit(")", 1)[1].split()[1]) == daemon:
-                                return int(entry)
-                except (FileNotFoundError, ProcessLookupError):
-                    pass
-        return None
-
+    guard = lambda: next(iter(_guards_of(daemon)), None)
     first = wait_until(guard, what="the guard")
     os.kill(first, signal.SIGKILL)
     second = wait_until(lambda: (g := guard()) and g != first and g, what="a new guard")
@@ -90,12 +79,55 @@ def test_a_clean_shutdown_leaves_no_guard(vigil):
     vigil.write_config({"a": sleeper()})
     vigil.start()
     daemon = vigil.pid()
-    guards = lambda: [e for e in os.listdir("/proc") if e.isdigit() and
-                      _comm(e) == "vigild-guard" and _ppid(e) == daemon]
-    wait_until(guards, what="the guard")
-    [g] = guards()
+    wait_until(lambda: _guards_of(daemon), what="the guard")
+    [g] = _guards_of(daemon)
     vigil.stop()
-    wait_until(lambda: not pid_alive(int(g)), what="the guard to leave with vigild")
+    wait_until(lambda: not pid_alive(g), what="the guard to leave with vigild")
+
+
+def test_a_guard_that_keeps_dying_is_restarted_with_a_growing_delay_not_in_a_loop(vigil):
+    # A guard that cannot stay up (here SIGKILLed as soon as it appears, as an OOM killer
+    # or a careless `pkill -9` would) is restarted after 0.1s, then twice as long each
+    # time: vigild neither spins nor floods its log, and serves on meanwhile.
+    vigil.write_config({"a": sleeper()})
+    vigil.start()
+    daemon = vigil.pid()
+    vigil.wait_state("a", "running")
+    wait_until(lambda: _guards_of(daemon), what="the guard")
+    exits = lambda: vigil.daemon_log().count("the orphan guard exited")
+    cpu_before = cpu_seconds(daemon)
+    window = time.monotonic() + 7  # the measurement window itself
+    while time.monotonic() < window:
+        for g in _guards_of(daemon):
+            os.kill(g, signal.SIGKILL)
+        time.sleep(0.05)
+    cpu, restarts = cpu_seconds(daemon) - cpu_before, exits()
+    # Restarts due 0.1, 0.3, 0.7, 1.5, 3.1 and 6.3s after the first kill: 7 exits in
+    # 7s, where restarting at once would let the loop above kill a guard 20 times a second.
+    assert 5 <= restarts <= 8, vigil.daemon_log()
+    delays = [line.rsplit("restarting it in ", 1)[1] for line in vigil.daemon_log().splitlines()
+              if "the orphan guard exited" in line]
+    assert delays[:6] == ["100ms", "200ms", "400ms", "800ms", "1.6s", "3.2s"][:len(delays)]
+    assert "the orphan guard exited (killed by signal KILL); restarting it in 100ms" in \
+        vigil.daemon_log()
+    assert cpu <= 0.1, f"vigild used {cpu:.2f}s of CPU in 7s of guard restarts"
+    # vigild serves on, and its job runs.
+    assert vigil.status("a")["state"] == "running"
+    assert vigil.ctl("status", "a").returncode == 0
+
+    # Left alone, the next guard stays up (restarted within 12.8s), and knows the job.
+    guard = wait_until(lambda: next(iter(_guards_of(daemon)), None), timeout=30,
+                       what="a guard once it is left alone")
+    job = vigil.status("a")["pid"]
+    os.kill(daemon, signal.SIGKILL)
+    wait_until(lambda: not pid_alive(job), timeout=5, what="the job to go with vigild")
+    wait_until(lambda: not pid_alive(guard), timeout=5, what="the guard to exit")
+
+
+def _guards_of(daemon):
+    """The live orphan guards whose parent is `daemon`, from /proc."""
+    return [int(e) for e in os.listdir("/proc") if e.isdigit() and _comm(e) == "vigild-guard"
+            and _ppid(e) == daemon and pid_alive(int(e))]
 
 
 def _comm(pid):
@@ -341,11 +373,31 @@ def test_a_process_limit_is_reported_and_retried(tmp_path):
             for i in range(6)}
     v.write_config(jobs)
     os.chmod(v.config, 0o644)
-    r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-                        VIGILD, "-c", str(v.config)], capture_output=True, text=True, timeout=30,
-                       preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NPROC, (6, 6)))
-    assert r.returncode == 0, r.stderr
+    # Every process of nobody counts against the limit, a zombie not yet reaped by PID 1
+    # too (an earlier test's vigild, daemonized as nobody): start from none.
+    nobody = pwd.getpwnam("nobody").pw_uid
+
+    def processes_of_nobody():
+        n = 0
+        for p in pathlib.Path("/proc").iterdir():
+            try:
+                n += p.name.isdigit() and p.stat().st_uid == nobody
+            except OSError:
+                pass
+        return n
+    wait_until(lambda: processes_of_nobody() == 0, timeout=30,
+               what="no process of user nobody left (they count against its process limit)")
+    env = dict(os.environ)
+    if SANITIZED:
+        # LeakSanitizer needs a thread of its own at exit, which the limit this test uses
+        # up refuses: the process that daemonizes would then fail its leak check.
+        env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
     try:
+        r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                            VIGILD, "-c", str(v.config)], capture_output=True, text=True,
+                           timeout=30, env=env,
+                           preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NPROC, (6, 6)))
+        assert r.returncode == 0, r.stderr
         def reason_seen():
             return any("cannot fork: Resource temporarily unavailable" in (s["reason"] or "")
                        for s in v.status().values())

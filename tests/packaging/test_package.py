@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_FILES = [
     "usr/bin/vigild",
     "usr/bin/vigilctl",
+    "usr/libexec/vigil/vigild-guard",
     "usr/share/man/man8/vigild.8.gz",
     "usr/share/man/man1/vigilctl.1.gz",
     "usr/share/man/man5/vigil.yaml.5.gz",
@@ -130,7 +131,7 @@ def test_package_holds_every_file(built):
     assert not missing, f"missing from the package: {missing}\nit has: {sorted(entries)}"
     for d in PACKAGE_DIRS:
         assert entries.get(d, ("?",))[0].startswith("d"), f"{d}/ is not in the package"
-    for exe in ("usr/bin/vigild", "usr/bin/vigilctl"):
+    for exe in ("usr/bin/vigild", "usr/bin/vigilctl", "usr/libexec/vigil/vigild-guard"):
         assert entries[exe][0] == "-rwxr-xr-x", entries[exe]
     assert entries["etc/vigil/vigil.yaml"][0] == "-rw-r--r--"
     assert {owner for _, owner in entries.values()} == {"root/root"}

@@ -151,10 +151,11 @@ TEST_CASE("same_definition compares everything but defined_at") {
       {"stop_timeout", [](JobSpec& j) { j.stop_timeout = 1s; }},
       {"kill_group", [](JobSpec& j) { j.kill_group = false; }},
   };
-  for (const auto& [field, change] : changes) {
-    CAPTURE(field);
+  // Not a structured binding: CAPTURE captures it in a lambda, which clang 14 rejects.
+  for (const auto& change : changes) {
+    CAPTURE(change.first);
     JobSpec c = a;
-    change(c);
+    change.second(c);
     CHECK_FALSE(a.same_definition(c));
     CHECK_FALSE(c.same_definition(a));
   }

@@ -2,12 +2,14 @@
 // defaults, relative paths, commands, env, accounts, includes, and the exact text of
 // the diagnostics, including the examples the user-facing contract gives.
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
 #include <sstream>
 #include <string>
@@ -556,6 +558,48 @@ TEST_CASE("a folder or an empty path as the config file") {
   TempDir dir;
   CHECK(render(load(".", test_env())) == ".: cannot read: Is a directory\n");
   CHECK(render(load("", test_env())) == "no config file given (expected a path)\n");
+}
+
+namespace {
+
+// Loads in another thread and gives up waiting after 10 s: a loader that blocks on a FIFO
+// fails the test instead of hanging it (a writer comes and goes, to let each open go).
+std::string load_promptly(const std::string& path, const fs::path& fifo) {
+  auto pending = std::async(std::launch::async, [&] { return render(load(path, test_env())); });
+  if (pending.wait_for(10s) != std::future_status::ready) {
+    FAIL_CHECK("loading " << path << " blocked on the FIFO");
+    do {
+      close(open(fifo.c_str(), O_WRONLY | O_NONBLOCK));
+    } while (pending.wait_for(100ms) != std::future_status::ready);
+  }
+  return pending.get();
+}
+
+}  // namespace
+
+TEST_CASE("a FIFO as an include or as the config file is refused at once, not read") {
+  TempDir dir;
+  dir.write("conf.d/web.yaml", "jobs:\n  web: {command: x}\n");
+  REQUIRE(mkfifo((dir.path() / "conf.d/pipe.yaml").c_str(), 0600) == 0);
+  dir.write("vigil.yaml", "supervisor:\n  include: [conf.d/*.yaml, conf.d/pipe.yaml]\n");
+  const fs::path fifo = dir.path() / "conf.d/pipe.yaml";
+  const auto start = std::chrono::steady_clock::now();
+  // Matched by a glob and named plainly: both are reported, and the other file is read.
+  CHECK(load_promptly("vigil.yaml", fifo) ==
+        "vigil.yaml:2:13: supervisor.include[0]: cannot read conf.d/pipe.yaml: not a regular "
+        "file (a FIFO)\n"
+        "vigil.yaml:2:28: supervisor.include[1]: cannot read conf.d/pipe.yaml: not a regular "
+        "file (a FIFO)\n");
+  CHECK(load_promptly("conf.d/pipe.yaml", fifo) ==
+        "conf.d/pipe.yaml: cannot read: not a regular file (a FIFO)\n");
+  CHECK(std::chrono::steady_clock::now() - start < 5s);
+  // Devices too; a symlink to a regular file is followed as before.
+  CHECK(render(load("/dev/null", test_env())) ==
+        "/dev/null: cannot read: not a regular file (a character device)\n");
+  fs::create_symlink("conf.d/web.yaml", dir.path() / "link.yaml");
+  const LoadResult linked = load("link.yaml", test_env());
+  INFO(render(linked));
+  CHECK(linked.ok());
 }
 
 TEST_CASE("the loader never throws, whatever the input") {
