@@ -76,6 +76,12 @@ class Run {
  private:
   bool interrupted() const { return term_.interrupted != nullptr && *term_.interrupted != 0; }
   bool json_output() const { return inv_.global.json; }
+  // The members of the answer's status objects that the output shows (empty: all). The
+  // table needs 7 of 14; the rest of each object is read past, never built.
+  std::span<const std::string_view> needed_fields() const {
+    if (inv_.command == "status" && !json_output()) return kStatusTableFields;
+    return {};
+  }
   bool streaming() const {
     return inv_.command == "events" ||
            (inv_.command == "logs" && inv_.request.args.value("follow", false));
@@ -90,7 +96,7 @@ class Run {
     for (bool answered = false; !answered;) {
       // A Ctrl-C that landed outside poll() (while writing, say) interrupted nothing.
       if (interrupted()) return exit_code::interrupted;
-      auto r = conn_.receive();
+      auto r = conn_.receive(-1, needed_fields());
       switch (r.kind) {
         case Kind::message:
           // Events belong to a stream that starts with the response; none come before it.

@@ -84,7 +84,7 @@ std::optional<std::string> Connection::send(const protocol::Request& req) {
   return std::nullopt;
 }
 
-Connection::Received Connection::receive(int watch_fd) {
+Connection::Received Connection::receive(int watch_fd, std::span<const std::string_view> keep) {
   using Kind = Received::Kind;
   char buf[64 * 1024];
   while (lines_.empty()) {
@@ -120,7 +120,7 @@ Connection::Received Connection::receive(int watch_fd) {
 
   const std::string line = std::move(lines_.front());
   lines_.pop_front();
-  auto parsed = protocol::parse_message(line);
+  auto parsed = protocol::parse_message(line, keep);
   if (auto* why = std::get_if<std::string>(&parsed)) {
     return {Kind::error, {}, "malformed response from vigild: " + *why};
   }

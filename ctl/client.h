@@ -6,7 +6,9 @@
 #include <cstddef>
 #include <deque>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <variant>
 
 #include "framing.h"
@@ -57,8 +59,9 @@ class Connection {
 
   // Blocks until the next message. When `watch_fd` is given (a pipe on stdout while
   // following a stream), also returns output_closed as soon as that pipe's reader is
-  // gone, instead of waiting for the next line to fail writing.
-  Received receive(int watch_fd = -1);
+  // gone, instead of waiting for the next line to fail writing. A non-empty `keep`
+  // prunes the objects of an array result to those members (protocol::parse_message).
+  Received receive(int watch_fd = -1, std::span<const std::string_view> keep = {});
 
  private:
   int fd_;

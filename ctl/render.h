@@ -3,6 +3,7 @@
 // protocol's JSON to text, so every line vigilctl prints is unit-tested.
 #pragma once
 
+#include <array>
 #include <functional>
 #include <optional>
 #include <string>
@@ -36,6 +37,11 @@ std::string status_note(const json& status);
 // The table `vigilctl status` prints, header included, one line per job, each ending in
 // '\n'. With colour, only the STATE column is coloured.
 std::string render_status_table(const json& statuses, bool color);
+
+// Every member of a status object that render_status_table() and status_exit_code() read:
+// vigilctl has the rest of each object skipped while the answer is parsed.
+inline constexpr std::array<std::string_view, 7> kStatusTableFields = {
+    "name", "state", "pid", "uptime", "restarts", "reason", "last_exit"};
 
 // 0 when every job listed is running, 3 otherwise (exit_code::not_running).
 int status_exit_code(const json& statuses);

@@ -543,15 +543,19 @@ void Daemon::cmd_status(ClientId c, const protocol::Request& r) {
     return server_->send_error(c, r.id, {code::not_found, e->message, nullptr});
   }
   const auto t = now();
-  json result = json::array();
-  for (core::Job* job : std::get<std::vector<core::Job*>>(picked)) {
-    json st = core::status_json(*job, t);
+  const auto& jobs = std::get<std::vector<core::Job*>>(picked);
+  // Written as text straight away: a json tree of 1000 status objects cost more than
+  // everything else a status request does.
+  std::string result = "[";
+  result.reserve(jobs.size() * 512);
+  for (core::Job* job : jobs) {
+    if (result.size() > 1) result += ',';
     auto out = outputs_.find(job->name());
-    std::string log_error = out == outputs_.end() ? std::string{} : out->second->log_error();
-    st["log_error"] = log_error.empty() ? json(nullptr) : json(log_error);
-    result.push_back(std::move(st));
+    core::append_status_json(result, *job, t,
+                             out == outputs_.end() ? std::string{} : out->second->log_error());
   }
-  server_->send_result(c, r.id, result);
+  result += ']';
+  server_->send(c, protocol::encode_result_text(r.id, result));
 }
 
 void Daemon::change_jobs(ClientId c, const protocol::Request& r, core::Goal goal,

@@ -3,16 +3,12 @@
 
 #include <cmath>
 
+#include "json_write.h"
 #include "values.h"
 
 namespace vigil::core {
 
 namespace {
-
-json log_path(const config::Output& out) {
-  if (out.kind == config::Output::Kind::file) return out.path;
-  return nullptr;
-}
 
 // Unix seconds with millisecond precision: enough for people, stable for tests.
 double round_ms(double seconds) { return std::round(seconds * 1000.0) / 1000.0; }
@@ -25,27 +21,81 @@ json exit_json(const std::optional<ExitStatus>& e) {
   return {{"code", e->value}};
 }
 
-json status_json(const Job& job, const Instant& now) {
+void append_status_json(std::string& out, const Job& job, const Instant& now,
+                        std::string_view log_error) {
+  using protocol::append_json_integer;
+  using protocol::append_json_number;
+  using protocol::append_json_string;
   const auto& spec = job.spec();
-  json j;
-  j["name"] = job.name();
-  j["state"] = to_string(job.state());
-  j["wanted"] = job.wanted_up() ? "up" : "down";
-  j["pid"] = job.pid() > 0 ? json(job.pid()) : json(nullptr);
-  j["since"] = round_ms(job.since());
-  if (auto up = job.uptime(now); up && job.state() == State::running) {
-    j["uptime"] = static_cast<double>(up->count()) / 1000.0;
-  } else {
-    j["uptime"] = nullptr;
+  const auto string_or_null = [&out](std::string_view s) {
+    if (s.empty()) {
+      out += "null";
+    } else {
+      append_json_string(out, s);
+    }
+  };
+  const auto log_path = [&out](const config::Output& o) {
+    if (o.kind == config::Output::Kind::file) {
+      append_json_string(out, o.path);
+    } else {
+      out += "null";
+    }
+  };
+
+  out += "{\"command\":[";
+  for (std::size_t i = 0; i < spec.argv.size(); ++i) {
+    if (i > 0) out += ',';
+    append_json_string(out, spec.argv[i]);
   }
-  j["restarts"] = job.restarts();
-  j["last_exit"] = exit_json(job.last_exit());
-  j["reason"] = job.reason().empty() ? json(nullptr) : json(job.reason());
-  j["stdout"] = log_path(spec.stdout_log);
-  j["stderr"] = spec.stderr_log.kind == config::Output::Kind::merge ? log_path(spec.stdout_log)
-                                                                     : log_path(spec.stderr_log);
-  j["command"] = spec.argv;
-  return j;
+  out += "],\"last_exit\":";
+  if (const auto& e = job.last_exit(); !e) {
+    out += "null";
+  } else if (e->signaled) {
+    out += "{\"signal\":";
+    append_json_string(out, config::signal_name(e->value));
+    out += '}';
+  } else {
+    out += "{\"code\":";
+    append_json_integer(out, e->value);
+    out += '}';
+  }
+  out += ",\"log_error\":";
+  string_or_null(log_error);
+  out += ",\"name\":";
+  append_json_string(out, job.name());
+  out += ",\"pid\":";
+  if (job.pid() > 0) {
+    append_json_integer(out, job.pid());
+  } else {
+    out += "null";
+  }
+  out += ",\"reason\":";
+  string_or_null(job.reason());
+  out += ",\"restarts\":";
+  append_json_integer(out, job.restarts());
+  out += ",\"since\":";
+  append_json_number(out, round_ms(job.since()));
+  out += ",\"state\":";
+  append_json_string(out, to_string(job.state()));
+  out += ",\"stderr\":";
+  log_path(spec.stderr_log.kind == config::Output::Kind::merge ? spec.stdout_log : spec.stderr_log);
+  out += ",\"stdout\":";
+  log_path(spec.stdout_log);
+  out += ",\"uptime\":";
+  if (auto up = job.uptime(now); up && job.state() == State::running) {
+    append_json_number(out, static_cast<double>(up->count()) / 1000.0);
+  } else {
+    out += "null";
+  }
+  out += ",\"wanted\":";
+  out += job.wanted_up() ? "\"up\"" : "\"down\"";
+  out += '}';
+}
+
+json status_json(const Job& job, const Instant& now, std::string_view log_error) {
+  std::string text;
+  append_status_json(text, job, now, log_error);
+  return json::parse(text);
 }
 
 json outcome_json(const Outcome& o) {

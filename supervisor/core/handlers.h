@@ -3,6 +3,8 @@
 #pragma once
 
 #include <optional>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "effects.h"
@@ -16,8 +18,14 @@ using protocol::json;
 
 // {"code": N} | {"signal": "KILL"} | null
 json exit_json(const std::optional<ExitStatus>& e);
-// One job's status object.
-json status_json(const Job& job, const Instant& now);
+// One job's status object as JSON text, appended to `out`: the bytes `status` sends for
+// it, members in the order a json object keeps them. Written directly rather than built
+// as a json tree and dumped, which for 1000 jobs cost more than all the rest of the
+// request. `log_error` is the health of the job's log files ("" when fine).
+void append_status_json(std::string& out, const Job& job, const Instant& now,
+                        std::string_view log_error);
+// The same object as a json tree.
+json status_json(const Job& job, const Instant& now, std::string_view log_error = {});
 json outcome_json(const Outcome& o);
 // The fields of a "state" event.
 json state_event_json(const StateChanged& c);

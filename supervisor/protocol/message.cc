@@ -8,6 +8,8 @@
 #include <exception>
 #include <utility>
 
+#include "json_prune.h"
+
 namespace vigil::protocol {
 
 namespace {
@@ -359,7 +361,19 @@ std::string encode_request(const Request& req) {
 
 std::string encode_result(const json& id, const json& result) {
   try {
-    return "{\"id\":" + dump(id) + ",\"ok\":true,\"result\":" + dump(result) + "}\n";
+    return encode_result_text(id, dump(result));
+  } catch (...) {
+    return std::string(kEncodeFailure);
+  }
+}
+
+std::string encode_result_text(const json& id, std::string_view result) {
+  try {
+    std::string out = "{\"id\":" + dump(id) + ",\"ok\":true,\"result\":";
+    out.reserve(out.size() + result.size() + 2);
+    out += result;
+    out += "}\n";
+    return out;
   } catch (...) {
     return std::string(kEncodeFailure);
   }
@@ -398,9 +412,14 @@ std::string encode_event(const json& id, std::string_view event, json fields) {
 }
 
 std::variant<Message, std::string> parse_message(std::string_view line) {
+  return parse_message(line, {});
+}
+
+std::variant<Message, std::string> parse_message(std::string_view line,
+                                                 std::span<const std::string_view> keep) {
   json j;
   try {
-    j = json::parse(line);
+    j = keep.empty() ? json::parse(line) : parse_pruned(line, keep);
   } catch (const std::exception& e) {
     return "malformed JSON: " + without_exception_tag(e.what());
   }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -57,6 +58,8 @@ std::variant<Request, ParseFailure> parse_request(std::string_view line);
 // (U+FFFD), never an exception.
 std::string encode_request(const Request& req);
 std::string encode_result(const json& id, const json& result);
+// The same line for a result already written as JSON text (see json_write.h).
+std::string encode_result_text(const json& id, std::string_view result);
 std::string encode_error(const json& id, const Error& err);
 std::string encode_event(const json& id, std::string_view event, json fields);
 
@@ -69,6 +72,11 @@ struct Message {
   Error error;  // !ok responses
 };
 std::variant<Message, std::string> parse_message(std::string_view line);
+// The same, but of each object in an array `result` only the members named in `keep` are
+// kept (see json_prune.h): for a client that shows a few fields of a large answer. An
+// empty `keep` keeps everything.
+std::variant<Message, std::string> parse_message(std::string_view line,
+                                                 std::span<const std::string_view> keep);
 
 // The command table: one entry per protocol command. The daemon's handler registry,
 // the docs and the permission check are all checked against it.

@@ -1,6 +1,9 @@
 // The job life cycle, transition by transition, against the fake clock and spawner.
 #include <doctest/doctest.h>
 
+#include <cmath>
+#include <string>
+
 #include "core_harness.h"
 #include "handlers.h"
 
@@ -399,6 +402,86 @@ TEST_CASE("status object carries every field of the contract") {
   CHECK(j["pid"].is_null());
   CHECK(j["uptime"].is_null());
   CHECK(j["last_exit"] == core::json{{"signal", "TERM"}});
+}
+
+namespace {
+
+// The status object as vigild made it before it wrote the text itself: a json tree of the
+// same members, dumped. The text must be the same, byte for byte.
+std::string status_as_dumped(const core::Job& job, const core::Instant& now,
+                             const std::string& log_error) {
+  using core::json;
+  const auto path = [](const config::Output& o) {
+    return o.kind == config::Output::Kind::file ? json(o.path) : json(nullptr);
+  };
+  const auto& spec = job.spec();
+  json j;
+  j["name"] = job.name();
+  j["state"] = core::to_string(job.state());
+  j["wanted"] = job.wanted_up() ? "up" : "down";
+  j["pid"] = job.pid() > 0 ? json(job.pid()) : json(nullptr);
+  j["since"] = std::round(job.since() * 1000.0) / 1000.0;
+  auto up = job.uptime(now);
+  j["uptime"] = up && job.state() == State::running
+                    ? json(static_cast<double>(up->count()) / 1000.0)
+                    : json(nullptr);
+  j["restarts"] = job.restarts();
+  j["last_exit"] = core::exit_json(job.last_exit());
+  j["reason"] = job.reason().empty() ? json(nullptr) : json(job.reason());
+  j["stdout"] = path(spec.stdout_log);
+  j["stderr"] =
+      path(spec.stderr_log.kind == config::Output::Kind::merge ? spec.stdout_log : spec.stderr_log);
+  j["command"] = spec.argv;
+  j["log_error"] = log_error.empty() ? json(nullptr) : json(log_error);
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string status_text(const core::Job& job, const core::Instant& now,
+                        const std::string& log_error) {
+  std::string out;
+  core::append_status_json(out, job, now, log_error);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("status text is what dumping the json tree wrote, byte for byte") {
+  World w;
+  auto odd = job_spec("we\"ird\tname\x01 caf\xc3\xa9 \xff");
+  odd.argv = {"/bin/sh", "-c", "echo \"hi\" \\ there\n", "", "\xe2\x82"};
+  odd.stdout_log = {config::Output::Kind::file, "/log/odd \"out\".log"};
+  odd.stderr_log = {config::Output::Kind::merge, ""};
+  auto quiet = job_spec("quiet");
+  quiet.stdout_log = {config::Output::Kind::discard, ""};
+  quiet.stderr_log = {config::Output::Kind::discard, ""};
+  w.fail_spawn["broken"] = "no such file: \"/nope\"\n\x7f";
+  w.load({job_spec("web"), odd, quiet, job_spec("broken")});
+  w.advance(1234ms);
+
+  const auto all_match = [&](const std::string& log_error) {
+    for (const char* name : {"web", "quiet", "broken"}) {
+      CHECK_MESSAGE(status_text(w.job(name), w.now, log_error) ==
+                        status_as_dumped(w.job(name), w.now, log_error),
+                    name);
+    }
+    CHECK(status_text(w.job(odd.name), w.now, log_error) ==
+          status_as_dumped(w.job(odd.name), w.now, log_error));
+  };
+  all_match("");
+  all_match("cannot write /log/web.out.log: no space left (12 bytes dropped so far)");
+  all_match("bad \xc3 \"byte\"");
+
+  w.exit("web", ExitStatus::code(3));  // exited, restarting with a reason
+  w.sup.stop(w.pick({"quiet"}), w.now, w.fx);
+  w.drain();
+  w.exit("quiet", ExitStatus::signal(9));
+  w.advance(100ms);
+  all_match("");
+
+  // As json, the same members: the log's health among them.
+  auto j = core::status_json(w.job("web"), w.now, "disk full");
+  CHECK(j["log_error"] == "disk full");
+  CHECK(j.size() == 13);
 }
 
 TEST_CASE("stderr merged into stdout reports the stdout path for both") {

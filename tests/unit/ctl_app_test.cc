@@ -128,6 +128,22 @@ TEST_CASE("app: --json prints the result as one JSON document") {
   CHECK(r.status == 3);
 }
 
+TEST_CASE("app: status --json prints every member, the table only what it shows") {
+  const std::string full =
+      R"j({"id":1,"ok":true,"result":[{"command":["/bin/web","--port","80"],"last_exit":null,)j"
+      R"j("log_error":"disk full","name":"web","pid":9,"reason":null,"restarts":0,)j"
+      R"j("since":1795341474.4,"state":"running","stderr":null,"stdout":"/l/web.out.log",)j"
+      R"j("uptime":2.5,"wanted":"up"}]})j"
+      "\n";
+  Result r = run({"--json", "status"}, full);
+  CHECK(json::parse(r.out) == json::parse(full)["result"]);
+  r = run({"status"}, full);
+  CHECK(r.out ==
+        "NAME  STATE    PID  UPTIME  RESTARTS  NOTE\n"
+        "web   running  9    2s      0\n");
+  CHECK(r.status == 0);
+}
+
 TEST_CASE("app: a failed start names the log on stderr and exits 1") {
   Result r =
       run({"start", "db", "web"},

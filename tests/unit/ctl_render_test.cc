@@ -5,6 +5,7 @@
 #include <cmath>
 #include <map>
 #include <string>
+#include <variant>
 
 #include "render.h"
 
@@ -71,6 +72,26 @@ TEST_CASE("status table: no jobs, and fields missing from a different daemon") {
   CHECK(render_status_table(json::parse(R"j([{"name": "x", "state": "exited"}])j"), false) ==
         "NAME  STATE   PID  UPTIME  RESTARTS  NOTE\n"
         "x     exited  -    -       -\n");
+}
+
+TEST_CASE("status table: the members vigilctl keeps are all it reads") {
+  // vigilctl parses a status answer keeping only kStatusTableFields of each object: the
+  // table and the exit status must come out the same as from the whole answer.
+  json statuses = status_fixture();
+  statuses.push_back(json::parse(R"j({"name": "gone", "state": "backoff", "pid": null,
+      "uptime": null, "restarts": 1, "last_exit": {"signal": "SEGV"}, "reason": null,
+      "log_error": "disk full", "wanted": "up"})j"));
+  const std::string line = vigil::protocol::encode_result(7, statuses);
+  auto parsed = vigil::protocol::parse_message(line, kStatusTableFields);
+  REQUIRE(std::holds_alternative<vigil::protocol::Message>(parsed));
+  const json& pruned = std::get<vigil::protocol::Message>(parsed).result;
+  REQUIRE(pruned.size() == statuses.size());
+  CHECK(pruned[0].size() == kStatusTableFields.size());
+  CHECK(!pruned[0].contains("command"));
+  for (bool color : {false, true}) {
+    CHECK(render_status_table(pruned, color) == render_status_table(statuses, color));
+  }
+  CHECK(status_exit_code(pruned) == status_exit_code(statuses));
 }
 
 TEST_CASE("status exit code: 0 only when every listed job runs") {
