@@ -314,7 +314,9 @@ void Daemon::on_output(const std::string& job, JobOutput::Stream stream, std::st
   auto it = followers_.find(job);
   if (it == followers_.end()) return;
   json fields;  // built once, for every follower of this stream
-  for (const auto& f : it->second) {
+  // A copy: a follower dropped by send() leaves the list (on_disconnect) meanwhile.
+  const std::vector<Follower> followers = it->second;
+  for (const auto& f : followers) {
     if (f.stream != stream) continue;
     if (fields.is_null()) {
       fields = {{"name", job},

@@ -143,7 +143,7 @@ Chunk JobOutput::stamp(Reader& r, Chunk raw) {
   if (out.size() <= LogWriter::kChunkSize) {
     stamped = std::move(raw);  // reuse the buffer when it fits
   } else {
-    stamped.data = std::make_unique<char[]>(out.size());
+    stamped.data = std::make_unique_for_overwrite<char[]>(out.size());
   }
   std::memcpy(stamped.data.get(), out.data(), out.size());
   stamped.size = out.size();
@@ -173,7 +173,7 @@ void JobOutput::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
   if (rd == nullptr || n == 0) return;
   JobOutput* self = rd->owner;
   if (n < 0) {  // EOF: every writer of this pipe is gone
-    self->remove_reader(rd);
+    self->remove_reader(rd);  // its buffer serves the next job that writes
     return;
   }
   Chunk chunk = std::move(rd->pending);
@@ -191,6 +191,7 @@ void JobOutput::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
 }
 
 void JobOutput::remove_reader(Reader* r) {
+  if (r->pending.data) writer_.recycle(std::move(r->pending));
   close_handle(r->pipe);
   readers_.remove_if([&](const auto& p) { return p.get() == r; });
 }
@@ -221,7 +222,10 @@ void JobOutput::drain() {
     for (;;) {
       Chunk chunk = writer_.take_buffer();
       ssize_t n = ::read(fd, chunk.data.get(), LogWriter::kChunkSize);
-      if (n <= 0) break;  // EOF, or nothing more without waiting (the pipe is non-blocking)
+      if (n <= 0) {  // EOF, or nothing more without waiting (the pipe is non-blocking)
+        writer_.recycle(std::move(chunk));
+        break;
+      }
       chunk.size = static_cast<std::size_t>(n);
       writer_.write(r->id, std::move(chunk));
     }

@@ -2,6 +2,7 @@
 #include "log_file.h"
 
 #include <fcntl.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,6 +23,14 @@ struct timespec real_clock() {
   struct timespec ts {};
   ::clock_gettime(CLOCK_REALTIME, &ts);
   return ts;
+}
+
+// Where the last '\n' in s is, or npos. memrchr: string_view::rfind looks at one byte at a
+// time, which costs a job writing long lines more than the disk does.
+std::size_t last_line_end(std::string_view s) {
+  const void* nl = s.empty() ? nullptr : ::memrchr(s.data(), '\n', s.size());
+  return nl == nullptr ? std::string_view::npos
+                       : static_cast<std::size_t>(static_cast<const char*>(nl) - s.data());
 }
 
 long long nanos_between(const struct timespec& a, const struct timespec& b) {
@@ -118,7 +127,7 @@ bool LogFile::append(std::string_view data) {
   auto put = [&](std::size_t n) {
     std::string_view part = data.substr(0, n);
     if (!write_all(part)) return false;
-    const std::size_t nl = part.rfind('\n');
+    const std::size_t nl = last_line_end(part);
     line_len_ = nl == std::string_view::npos ? line_len_ + n : n - nl - 1;
     at_line_start_ = part.back() == '\n';
     data.remove_prefix(n);
@@ -133,7 +142,7 @@ bool LogFile::append(std::string_view data) {
     if (max == 0 || size_ + data.size() <= max) return put(data.size());
     // It does not all fit: cut at the last line end that fits.
     const std::size_t room = size_ < max ? static_cast<std::size_t>(max - size_) : 0;
-    const std::size_t cut = room == 0 ? std::string_view::npos : data.rfind('\n', room - 1);
+    const std::size_t cut = last_line_end(data.substr(0, room));
     if (cut != std::string_view::npos) {
       if (!put(cut + 1) || !next_file()) return false;
       continue;

@@ -80,7 +80,14 @@ Chunk LogWriter::take_buffer() {
     free_.pop_back();
     return c;
   }
-  return Chunk{std::make_unique<char[]>(kChunkSize), 0, kChunkSize};
+  return Chunk{std::make_unique_for_overwrite<char[]>(kChunkSize), 0, kChunkSize};
+}
+
+void LogWriter::recycle(Chunk chunk) {
+  if (chunk.data && free_.size() < kMaxFree && chunk.capacity == kChunkSize) {
+    chunk.size = 0;
+    free_.push_back(std::move(chunk));
+  }
 }
 
 void LogWriter::thread_main() {
@@ -140,7 +147,7 @@ void LogWriter::on_async() {
     done.swap(done_);
   }
   for (auto& d : done) {
-    if (free_.size() < kMaxFree && d.chunk.capacity == kChunkSize) free_.push_back(std::move(d.chunk));
+    recycle(std::move(d.chunk));
     auto it = streams_.find(d.id);
     if (it == streams_.end()) continue;
     it->second.health = d.health;

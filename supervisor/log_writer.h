@@ -61,6 +61,8 @@ class LogWriter {
   Health health(StreamId id) const;
   // A buffer to read into: recycled from written chunks when one is free.
   Chunk take_buffer();
+  // Gives back a buffer that was not needed after all (the read found EOF).
+  void recycle(Chunk chunk);
 
  private:
   struct Job {

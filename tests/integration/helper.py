@@ -115,6 +115,16 @@ def main():
             out.write((body + "x" * max(0, width - len(body) - 1) + "\n").encode())
         out.flush()
         forever()
+    elif mode == "bytes":
+        # Writes COUNT bytes of "z" to stdout, no newline at all, then runs.
+        out = sys.stdout.buffer
+        left = int(args[0])
+        while left > 0:
+            n = min(left, 1 << 16)
+            out.write(b"z" * n)
+            left -= n
+        out.flush()
+        forever()
     elif mode == "drip":
         # Writes "drip N" once per INTERVAL seconds, forever.
         interval, i = float(args[0]), 0

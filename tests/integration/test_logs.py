@@ -214,3 +214,72 @@ def test_a_flooding_job_does_not_slow_down_others(vigil):
                what="64 MiB of output to reach the log")
     # Memory stays bounded however much it writes.
     assert_rss_below(vigil.pid(), 64 * 1024, "while a job floods")
+
+
+def test_rotation_at_a_bound_of_many_reads_with_lines_and_without_newlines(vigil):
+    # A bound of many 256 KiB reads: where a file is cut depends on lines that began reads
+    # ago, and output with no newline at all is cut exactly at the bound.
+    vigil.write_config({
+        "l": {"command": helper_cmd("lines", 40_000, 100), "log_max_size": "1MiB",
+              "log_backups": 5},
+        "z": {"command": helper_cmd("bytes", 3 * 2**20 + 1000), "log_max_size": "1MiB",
+              "log_backups": 5},
+    })
+    vigil.start()
+    lines, zs = out_log(vigil, "l"), out_log(vigil, "z")
+    wait_until(lambda: lines.exists() and "line 00039999" in lines.read_text(),
+               what="all lines")
+    files = [pathlib.Path(f"{lines}.{i}") for i in (3, 2, 1)] + [lines]
+    for f in files:
+        data = f.read_bytes()
+        assert len(data) < 2**20 + 100  # at most the bound, or past it by less than a line
+        assert data.endswith(b"\n")  # cut at line ends only
+    numbers = [int(l.split()[1]) for f in files for l in f.read_text().splitlines()]
+    assert numbers == list(range(40_000))
+    # No newline at all: the files are cut exactly at the bound.
+    wait_until(lambda: sum(f.stat().st_size for f in zs.parent.glob("z.out.log*"))
+               == 3 * 2**20 + 1000, what="all bytes")
+    assert [pathlib.Path(f"{zs}.{i}").stat().st_size for i in (3, 2, 1)] == [2**20] * 3
+    assert zs.stat().st_size == 1000
+
+
+def test_a_follower_of_a_flooding_job_gets_whole_lines_and_the_log_stays_whole(vigil):
+    # Followers come and go (or are dropped for not keeping up) while a job floods: what
+    # each gets is the job's lines, and the log file is too.
+    vigil.write_config({"flood": {"command": helper_cmd("flood"), "log_max_size": "2MiB",
+                                  "log_backups": 2}})
+    vigil.start()
+    log = out_log(vigil, "flood")
+    wait_until(lambda: (log_size(log) or 0) > 100_000, what="the flood")
+    line = "flood " * 1000 + "\n"
+    for _ in range(3):
+        c = vigil.client()
+        assert c.call("logs", name="flood", lines=0, follow=True)["ok"]
+        seen = ""
+        try:
+            while seen.count("\n") < 20:
+                m = c.read_message()
+                assert m["event"] == "log" and m["stream"] == "stdout"
+                seen += m["text"]
+        except ConnectionError:
+            pass  # dropped for not keeping up: what it got must still be whole
+        c.close()
+        whole = seen[seen.index("\n") + 1:seen.rindex("\n") + 1]  # it joined mid-line
+        assert whole.count("\n") >= 5
+        assert whole == line * whole.count("\n")
+        size = log_size(log)
+        wait_until(lambda: log_size(log) not in (size, None), what="the log to go on")
+    assert_rss_below(vigil.pid(), 64 * 1024, "while a job floods")
+    assert vigil.call("stop", names=["flood"])["ok"]
+    vigil.wait_state("flood", "stopped")
+    files = [pathlib.Path(f"{log}.{i}") for i in (2, 1)] + [log]
+    text = "".join(f.read_text() for f in files if f.exists())
+    text = text[:text.rindex("\n") + 1]  # the job was stopped mid-line
+    assert text == line * text.count("\n")
+
+
+def log_size(path):
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None  # between a rotation's rename and the new file
