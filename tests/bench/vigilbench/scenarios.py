@@ -371,7 +371,7 @@ def run_dd(ctx, src):
     out = d / "out"
     _clean([out])
     t0 = now()
-    subprocess.run(["dd", f"if={src}", f"of={out}", "bs=1M", "status=none"], check=True)
+    subprocess.run(["dd", f"if={src}", f"of={out}", "bs=256K", "status=none"], check=True)
     dt = now() - t0
     if not log_complete([str(out)]):
         raise RuntimeError("dd: the copy does not end with the end mark")
@@ -380,12 +380,12 @@ def run_dd(ctx, src):
 
 
 def run_pipe_dd(ctx, mode, size):
-    """A minimal pipe reader: the writer piped into `dd of=FILE bs=1M` (default pipe size)."""
+    """A minimal pipe reader: the writer piped into `dd of=FILE bs=256K` (default pipe size)."""
     d = Path(ctx.tmp) / "dd"
     d.mkdir(exist_ok=True)
     out, ts = d / "out", d / "ts"
     _clean([out, ts])
-    cmd = f"{ctx.tools.python} {WRITER} {mode} {size} {ts} | dd of={out} bs=1M status=none"
+    cmd = f"{ctx.tools.python} {WRITER} {mode} {size} {ts} | dd of={out} bs=256K status=none"
     p = subprocess.Popen(["/bin/sh", "-c", cmd], start_new_session=True)
     try:
         dt = _wait_log(lambda: [out], ts, lambda: True, 600)
