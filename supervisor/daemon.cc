@@ -211,6 +211,7 @@ void Daemon::run_effects() {
     if (spawner_->idle()) break;
     for (auto& [job, r] : spawner_->collect()) spawn_done(job, r);
   }
+  arm_job_timer();  // once for the whole batch of timer effects
   maybe_finish();
 }
 
@@ -244,14 +245,8 @@ void Daemon::run_effect(const core::Effect& effect) {
                         std::to_string(target) + ": " + fs::errno_text(errno));
             }
           },
-          [&](const core::SetTimer& t) {
-            deadlines_.set(t.job, t.deadline);
-            arm_job_timer();
-          },
-          [&](const core::ClearTimer& t) {
-            deadlines_.clear(t.job);
-            arm_job_timer();
-          },
+          [&](const core::SetTimer& t) { deadlines_.set(t.job, t.deadline); },
+          [&](const core::ClearTimer& t) { deadlines_.clear(t.job); },
           [&](const core::StateChanged& c) {
             auto level = c.to == core::State::fatal ? Logger::Level::error : Logger::Level::info;
             log_.log(level, describe_change(c));
@@ -262,7 +257,6 @@ void Daemon::run_effect(const core::Effect& effect) {
           },
           [&](const core::Forget& f) {
             deadlines_.clear(f.job);
-            arm_job_timer();
             followers_.erase(f.job);
             if (auto it = outputs_.find(f.job); it != outputs_.end()) {
               it->second->drain();
@@ -366,8 +360,7 @@ void Daemon::on_job_timers() {
   // due yet re-arms the timer below).
   const core::Instant t = now();
   for (const auto& job : deadlines_.take_due(t.mono)) sup_.timer_fired(job, t, fx_);
-  run_effects();
-  arm_job_timer();
+  run_effects();  // re-arms the timer for the next deadline
 }
 
 // --- The orphan guard ---

@@ -21,7 +21,6 @@
 
 #include <cerrno>
 #include <climits>
-#include <cstring>
 #include <optional>
 
 #include "accounts.h"

@@ -160,16 +160,22 @@ mode_t mode_argument(int flags, va_list args) {
 
 }  // namespace
 
+// Both spellings of open: outside the sandbox a path does not exist.
+static int sandboxed_open(int (*real)(const char*, int, ...), const char* path, int flags,
+                          mode_t mode) {
+  if (!inside_sandbox(path)) {
+    errno = ENOENT;
+    return -1;
+  }
+  return real(path, flags, mode);
+}
+
 int __wrap_open(const char* path, int flags, ...) {
   va_list args;
   va_start(args, flags);
   const mode_t mode = mode_argument(flags, args);
   va_end(args);
-  if (!inside_sandbox(path)) {
-    errno = ENOENT;
-    return -1;
-  }
-  return __real_open(path, flags, mode);
+  return sandboxed_open(__real_open, path, flags, mode);
 }
 
 int __wrap_open64(const char* path, int flags, ...) {
@@ -177,11 +183,7 @@ int __wrap_open64(const char* path, int flags, ...) {
   va_start(args, flags);
   const mode_t mode = mode_argument(flags, args);
   va_end(args);
-  if (!inside_sandbox(path)) {
-    errno = ENOENT;
-    return -1;
-  }
-  return __real_open64(path, flags, mode);
+  return sandboxed_open(__real_open64, path, flags, mode);
 }
 
 // A glob_t left as the caller made it is what glob() leaves on GLOB_NOMATCH for a caller
