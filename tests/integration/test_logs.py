@@ -273,6 +273,15 @@ def test_a_follower_of_a_flooding_job_gets_whole_lines_and_the_log_stays_whole(v
     assert vigil.call("stop", names=["flood"])["ok"]
     vigil.wait_state("flood", "stopped")
     files = [pathlib.Path(f"{log}.{i}") for i in (2, 1)] + [log]
+    # The log writer may still be writing (and rotating) what the job wrote before it
+    # stopped: read once the files hold still.
+    last = [None]
+
+    def settled():
+        now = [log_size(f) for f in files]
+        same, last[0] = now == last[0], now
+        return same
+    wait_until(settled, interval=0.2, what="the log files to stop changing")
     text = "".join(f.read_text() for f in files if f.exists())
     text = text[:text.rindex("\n") + 1]  # the job was stopped mid-line
     assert text == line * text.count("\n")
