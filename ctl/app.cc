@@ -163,6 +163,10 @@ class Run {
         // it, so end it here rather than leave the shell prompt glued to it.
         if (!streaming() && !text.empty() && text.back() != '\n') text += '\n';
         out_.write(text);
+        if (result.value("truncated", false)) {
+          err_.write("vigilctl: only the end of the log fits in one answer; all of it is in " +
+                     result.value("path", std::string("the log file")) + "\n");
+        }
       }
     } else if (c == "reload") {
       out_.write(render_reload(result));

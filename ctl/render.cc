@@ -129,9 +129,15 @@ std::string format_exit(const json& exit) {
 }
 
 std::string status_note(const json& status) {
-  if (std::string reason = text(status, "reason"); !reason.empty()) return reason;
-  if (text(status, "state") == "running") return "";
-  return format_exit(field(status, "last_exit"));
+  std::string note = text(status, "reason");
+  if (note.empty() && text(status, "state") != "running") {
+    note = format_exit(field(status, "last_exit"));
+  }
+  // A log that cannot be written is news whatever the job is doing: it is losing output.
+  if (std::string log = text(status, "log_error"); !log.empty()) {
+    note += (note.empty() ? "log: " : "; log: ") + log;
+  }
+  return note;
 }
 
 std::string render_status_table(const json& statuses, bool color) {

@@ -40,8 +40,8 @@ std::string render_status_table(const json& statuses, bool color);
 
 // Every member of a status object that render_status_table() and status_exit_code() read:
 // vigilctl has the rest of each object skipped while the answer is parsed.
-inline constexpr std::array<std::string_view, 7> kStatusTableFields = {
-    "name", "state", "pid", "uptime", "restarts", "reason", "last_exit"};
+inline constexpr std::array<std::string_view, 8> kStatusTableFields = {
+    "name", "state", "pid", "uptime", "restarts", "reason", "last_exit", "log_error"};
 
 // 0 when every job listed is running, 3 otherwise (exit_code::not_running).
 int status_exit_code(const json& statuses);

@@ -231,6 +231,10 @@ void ControlServer::send(ClientId id, const std::string& line) {
       return;
     }
     if (n > 0) {
+      if (line.size() - static_cast<std::size_t>(n) > kMaxQueuedOutput) {
+        disconnect(id);
+        return;
+      }
       auto* w = new WriteReq{{}, line.substr(n)};
       uv_buf_t rest = uv_buf_init(w->data.data(), w->data.size());
       uv_write(&w->req, stream, &rest, 1, [](uv_write_t* r, int) {
@@ -240,9 +244,7 @@ void ControlServer::send(ClientId id, const std::string& line) {
     }
   }
   if (uv_stream_get_write_queue_size(stream) + line.size() > kMaxQueuedOutput) {
-    log_.warn("control socket: dropping client " + std::to_string(id) +
-              ": it is not reading its replies");
-    drop(c);
+    disconnect(id);
     return;
   }
   auto* w = new WriteReq{{}, line};
@@ -265,6 +267,15 @@ void ControlServer::send_error(ClientId client, const json& id, const protocol::
 void ControlServer::close_when_done(ClientId id) {
   auto it = clients_.find(id);
   if (it != clients_.end()) close_after_flush(*it->second);
+}
+
+void ControlServer::disconnect(ClientId id) {
+  auto it = clients_.find(id);
+  if (it != clients_.end()) {
+    log_.warn("control socket: dropping client " + std::to_string(id) +
+              ": it is not reading its replies");
+    drop(*it->second);
+  }
 }
 
 bool ControlServer::input_closed(ClientId id) const {

@@ -62,6 +62,8 @@ class ControlServer {
   bool connected(ClientId client) const { return clients_.count(client) != 0; }
   // Closes a client whose input is closed, once what is queued to it is written.
   void close_when_done(ClientId client);
+  // Drops a client at once (it let too much output pile up).
+  void disconnect(ClientId client);
   bool input_closed(ClientId client) const;
   std::size_t client_count() const { return clients_.size(); }
 

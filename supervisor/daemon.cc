@@ -82,6 +82,9 @@ std::optional<Error> read_bool(const json& args, const char* key, bool& out) {
 // fine, and is restarted after the first delay again.
 const config::Backoff kGuardBackoff{std::chrono::milliseconds(100), std::chrono::minutes(1), 2.0};
 constexpr std::chrono::seconds kGuardStable{10};
+// The most of a log one `logs` answer carries. Even with JSON escaping at its worst (six
+// bytes for one) the reply stays within what a client may have queued (kMaxQueuedOutput).
+constexpr std::size_t kMaxLogsBytes = 1024 * 1024;
 
 std::string describe_change(const core::StateChanged& c) {
   std::string line = c.job + ": " + std::string(core::to_string(c.from)) + " -> " +
@@ -125,12 +128,14 @@ Daemon::Daemon(config::Config cfg, config::Environment env, Logger& log)
   ::setrlimit(RLIMIT_NOFILE, &raised);
   spawner_ = std::make_unique<Spawner>(job_base_environment(), cfg_.supervisor.umask, nofile);
   writer_ = std::make_unique<LogWriter>(&loop_);
+  log_.attach(*writer_);
   server_ = std::make_unique<ControlServer>(&loop_, *this, log_);
 }
 
 Daemon::~Daemon() {
   server_.reset();
   outputs_.clear();
+  log_.detach();
   writer_.reset();
   job_timer_.reset();
   signals_.clear();
@@ -275,10 +280,7 @@ void Daemon::run_effect(const core::Effect& effect) {
               for (const auto& o : r.outcomes) result.push_back(core::outcome_json(o));
               server_->send_result(who.client, who.id, result);
             }
-            // A client that said all it had to say goes once it has every answer.
-            if (server_->input_closed(who.client) && !on_input_closed(who.client)) {
-              server_->close_when_done(who.client);
-            }
+            close_if_done(who.client);
           },
       },
       effect);
@@ -317,8 +319,20 @@ void Daemon::on_output(const std::string& job, JobOutput::Stream stream, std::st
                 {"stream", stream == JobOutput::Stream::out ? "stdout" : "stderr"},
                 {"text", std::string(text)}};
     }
+    std::string event = protocol::encode_event(f.id, "log", fields);
+    if (!f.answered) {
+      // Waiting for its tail: kept, within the bound a client's queue has anyway.
+      for (auto& waiting : it->second) {
+        if (waiting.client != f.client || waiting.id != f.id) continue;
+        waiting.backlog_bytes += event.size();
+        waiting.backlog.push_back(std::move(event));
+        if (waiting.backlog_bytes > kMaxQueuedOutput) server_->disconnect(f.client);
+        break;
+      }
+      continue;
+    }
     // A follower that does not keep up is dropped by the server once its queue is full.
-    server_->send(f.client, protocol::encode_event(f.id, "log", fields));
+    server_->send(f.client, event);
   }
 }
 
@@ -472,7 +486,7 @@ std::variant<core::ReloadReport, std::vector<std::string>> Daemon::reload() {
 
 void Daemon::reopen_logs() {
   if (auto err = log_.reopen(); !err.empty()) log_.error(err);
-  writer_->reopen_all();
+  writer_->reopen_all();  // the job logs, and the daemon's own
   log_.info("log files reopened");
 }
 
@@ -496,8 +510,14 @@ void Daemon::on_request(ClientId client, const Peer& peer, protocol::Request req
   (this->*(it->second))(client, req);
 }
 
+void Daemon::close_if_done(ClientId client) {
+  // A client that said all it had to say goes once it has every answer.
+  if (server_->input_closed(client) && !on_input_closed(client)) server_->close_when_done(client);
+}
+
 void Daemon::on_disconnect(ClientId client) {
   event_subscribers_.erase(client);
+  tails_owed_.erase(client);
   for (auto& [job, list] : followers_) {
     list.erase(std::remove_if(list.begin(), list.end(),
                               [&](const Follower& f) { return f.client == client; }),
@@ -514,7 +534,7 @@ void Daemon::on_disconnect(ClientId client) {
 }
 
 bool Daemon::on_input_closed(ClientId client) {
-  if (event_subscribers_.count(client)) return true;
+  if (event_subscribers_.count(client) || tails_owed_.count(client)) return true;
   for (const auto& [job, list] : followers_) {
     for (const auto& f : list) {
       if (f.client == client) return true;
@@ -666,16 +686,49 @@ void Daemon::cmd_logs(ClientId c, const protocol::Request& r) {
   if (out.kind != config::Output::Kind::file) {
     return server_->send_error(c, r.id, {code::not_found, job->name() + ": " + stream + " is not logged (it goes to null)", nullptr});
   }
-  std::string error;
-  std::string text = tail_lines(out.path, lines, error);
-  if (!error.empty()) return server_->send_error(c, r.id, {code::internal, error, nullptr});
-  server_->send_result(c, r.id, {{"name", job->name()}, {"stream", stream}, {"path", out.path}, {"text", text}});
   if (follow) {
     // Merged stderr arrives on the stdout pipe.
     const bool merged = spec.stderr_log.kind == config::Output::Kind::merge;
     const auto s = stream == "stderr" && !merged ? JobOutput::Stream::err : JobOutput::Stream::out;
-    followers_[job->name()].push_back({c, r.id, s});
+    followers_[job->name()].push_back({c, r.id, s, false, {}, 0});
   }
+  // The file is read by the log writer, behind the output queued for it: the loop never
+  // waits on the disk, and the tail ends where live output starts.
+  ++tails_owed_[c];
+  writer_->tail(out.path, lines, kMaxLogsBytes,
+                [this, c, id = r.id, name = job->name(), stream, path = out.path](LogTail t) {
+                  logs_read(c, id, name, stream, path, std::move(t));
+                });
+}
+
+void Daemon::logs_read(ClientId c, const json& id, const std::string& job, const std::string& stream,
+                       const std::string& path, LogTail tail) {
+  auto owed = tails_owed_.find(c);
+  if (owed == tails_owed_.end()) return;  // the client went away meanwhile
+  if (--owed->second == 0) tails_owed_.erase(owed);
+  if (!tail.error.empty()) {
+    server_->send_error(c, id, {code::internal, tail.error, nullptr});
+  } else {
+    json result = {{"name", job}, {"stream", stream}, {"path", path}, {"text", std::move(tail.text)}};
+    if (tail.truncated) result["truncated"] = true;
+    server_->send_result(c, id, result);
+  }
+  if (auto it = followers_.find(job); it != followers_.end()) {
+    for (auto f = it->second.begin(); f != it->second.end(); ++f) {
+      if (f->client != c || f->id != id || f->answered) continue;
+      if (!tail.error.empty()) {
+        it->second.erase(f);  // an error ends the request, follow or not
+        break;
+      }
+      f->answered = true;
+      const std::vector<std::string> backlog = std::move(f->backlog);
+      f->backlog = {};
+      f->backlog_bytes = 0;
+      for (const auto& event : backlog) server_->send(c, event);
+      break;
+    }
+  }
+  close_if_done(c);
 }
 
 void Daemon::cmd_events(ClientId c, const protocol::Request& r) {

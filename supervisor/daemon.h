@@ -53,6 +53,11 @@ class Daemon : public ControlServer::Handler {
     ControlServer::ClientId client;
     protocol::json id;
     JobOutput::Stream stream;
+    // Until the answer (the tail) is out, live output waits here, so the follower sees
+    // every line once and in order: what the tail has, then what came after it.
+    bool answered = false;
+    std::vector<std::string> backlog;  // encoded events
+    std::size_t backlog_bytes = 0;
   };
 
   core::Instant now();
@@ -76,6 +81,11 @@ class Daemon : public ControlServer::Handler {
   // Re-reads the config. Returns the report, or the located errors (nothing changed).
   std::variant<core::ReloadReport, std::vector<std::string>> reload();
   void reopen_logs();
+  // The tail a `logs` request asked for is read: answer it, and let a follower go live.
+  void logs_read(ControlServer::ClientId c, const protocol::json& id, const std::string& job,
+                 const std::string& stream, const std::string& path, LogTail tail);
+  // A client whose input is closed goes once nothing more is owed to it.
+  void close_if_done(ControlServer::ClientId c);
 
   // Command handlers, one per protocol command (see the registry in daemon.cc).
   void cmd_version(ControlServer::ClientId c, const protocol::Request& r);
@@ -105,6 +115,7 @@ class Daemon : public ControlServer::Handler {
   std::unique_ptr<LogWriter> writer_;
   std::map<std::string, std::unique_ptr<JobOutput>> outputs_;
   std::map<std::string, std::vector<Follower>> followers_;  // job -> live `logs -f` clients
+  std::map<ControlServer::ClientId, int> tails_owed_;       // `logs` answers being read
   std::unique_ptr<ControlServer> server_;
   Pidfile pidfile_;
   Watchdog watchdog_;

@@ -78,8 +78,4 @@ class JobOutput {
   std::list<std::unique_ptr<Reader>> readers_;  // one per live pipe (old ones drain to EOF)
 };
 
-// The last `lines` lines of a job log, reading backwards from the end and into the
-// rotated file (path.1) when the current one is shorter. Sets `error` on failure.
-std::string tail_lines(const std::string& path, std::size_t lines, std::string& error);
-
 }  // namespace vigil

@@ -6,8 +6,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <vector>
 
 #include "fsutil.h"
 
@@ -193,12 +195,102 @@ bool LogFile::write(std::string_view data) {
     error_.clear();
     dropped_ = 0;
     if (!append(note)) {
-      dropped_ += lost;
+      // Still failing: the note was never output, so what is lost is what was lost
+      // before and all of this write.
+      dropped_ = lost + data.size();
       return false;
     }
   }
   error_.clear();
   return append(data);
+}
+
+namespace {
+
+// The last `lines` lines of one file, at most `max_bytes` of them. `found` is how many
+// lines that is (a last line without its newline counts).
+std::string tail_one(const std::string& path, std::size_t lines, std::size_t max_bytes,
+                     std::size_t& found, LogTail& out) {
+  found = 0;
+  if (lines == 0 || max_bytes == 0) return {};
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    // A job that has not written yet has no log yet: that is an empty log, not an error.
+    if (errno != ENOENT) out.error = "cannot read " + path + ": " + fs::errno_text(errno);
+    return {};
+  }
+  struct stat st {};
+  ::fstat(fd, &st);
+  // Blocks from the end backwards, until they hold more line ends than lines wanted (the
+  // line before the first one wanted ends there), or more bytes than may be returned.
+  constexpr std::size_t kBlock = 64 * 1024;
+  std::vector<std::string> blocks;
+  std::size_t total = 0, line_ends = 0;
+  bool whole_file = true;
+  for (off_t end = st.st_size; end > 0;) {
+    const off_t start = std::max<off_t>(0, end - static_cast<off_t>(kBlock));
+    std::string block(static_cast<std::size_t>(end - start), '\0');
+    const ssize_t n = ::pread(fd, block.data(), block.size(), start);
+    if (n <= 0) break;
+    block.resize(static_cast<std::size_t>(n));
+    line_ends += static_cast<std::size_t>(std::count(block.begin(), block.end(), '\n'));
+    total += block.size();
+    blocks.push_back(std::move(block));
+    end = start;
+    if (end > 0 && (line_ends > lines || total > max_bytes)) {
+      whole_file = false;
+      break;
+    }
+  }
+  ::close(fd);
+  std::string data;
+  data.reserve(total);
+  for (auto it = blocks.rbegin(); it != blocks.rend(); ++it) data += *it;
+  if (data.empty()) return {};
+
+  // Back from the end over `lines` line ends (the last line's own end not counted).
+  std::size_t pos = data.size() - (data.back() == '\n' ? 1 : 0);
+  while (found < lines) {
+    const void* nl = pos == 0 ? nullptr : ::memrchr(data.data(), '\n', pos);
+    if (nl == nullptr) {
+      // The start of what was read: a line start only when it is the start of the file.
+      if (whole_file) ++found, pos = 0;
+      else pos = std::string::npos;
+      break;
+    }
+    const std::size_t at = static_cast<std::size_t>(static_cast<const char*>(nl) - data.data());
+    if (++found == lines) {
+      pos = at + 1;
+      break;
+    }
+    pos = at;
+  }
+  if (pos == std::string::npos || data.size() - pos > max_bytes) {
+    // More than fits: the last max_bytes, from the first line that starts in them.
+    out.truncated = true;
+    pos = data.size() - std::min(max_bytes, data.size());
+    if (pos > 0 && data[pos - 1] != '\n') {
+      const std::size_t nl = data.find('\n', pos);
+      if (nl != std::string::npos && nl + 1 < data.size()) pos = nl + 1;
+    }
+  }
+  return data.substr(pos);
+}
+
+}  // namespace
+
+LogTail tail_lines(const std::string& path, std::size_t lines, std::size_t max_bytes) {
+  LogTail out;
+  std::size_t found = 0;
+  out.text = tail_one(path, lines, max_bytes, found, out);
+  if (found < lines && !out.truncated && out.error.empty()) {
+    // Short: the rest comes from the file rotated last.
+    std::size_t older = 0;
+    std::string before = tail_one(path + ".1", lines - found, max_bytes - out.text.size(), older, out);
+    if (!before.empty() && before.back() != '\n') before += '\n';
+    out.text.insert(0, before);
+  }
+  return out;
 }
 
 void LineStamper::apply(std::string_view in, std::string_view prefix, std::string& out) {

@@ -67,6 +67,17 @@ class LogFile {
   struct timespec last_attempt_ {};  // of opening a file that could not be opened
 };
 
+// The end of a log as `logs` shows it: the last lines, read backwards from the end of the
+// file and on into the file rotated last (path.1) when the current one is shorter.
+struct LogTail {
+  std::string text;
+  bool truncated = false;  // more lines were asked for than fit in the byte bound
+  std::string error;       // "" unless a file could not be read (a missing one is empty)
+};
+// At most `max_bytes` of text, starting at a line boundary unless a single line is longer
+// than that. The cost is linear in what is returned, however many lines are asked for.
+LogTail tail_lines(const std::string& path, std::size_t lines, std::size_t max_bytes);
+
 // Puts an RFC 3339 time with milliseconds at the start of every line of a stream that
 // arrives in arbitrary pieces: a line split across pieces gets one stamp, at its start.
 class LineStamper {

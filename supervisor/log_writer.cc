@@ -1,6 +1,8 @@
 // The log writer thread.
 #include "log_writer.h"
 
+#include <optional>
+
 #include "uv_handle.h"
 
 namespace vigil {
@@ -62,6 +64,16 @@ void LogWriter::write(StreamId id, Chunk chunk) {
 
 void LogWriter::reopen_all() { push(Job{Job::Kind::reopen, 0, {}, {}, {}}); }
 
+void LogWriter::tail(const std::string& path, std::size_t lines, std::size_t max_bytes,
+                     std::function<void(LogTail)> done) {
+  const std::uint64_t n = next_tail_++;
+  tails_[n] = std::move(done);
+  Job j{Job::Kind::tail, n, {}, path, {}};
+  j.lines = lines;
+  j.max_bytes = max_bytes;
+  push(std::move(j));
+}
+
 void LogWriter::flush() {
   std::unique_lock<std::mutex> lock(mu_);
   idle_.wait(lock, [&] { return queue_.empty() && !busy_; });
@@ -106,6 +118,7 @@ void LogWriter::thread_main() {
     std::size_t bytes = 0;
     Health health;
     bool report = false;
+    std::optional<LogTail> tailed;
     switch (job.kind) {
       case Job::Kind::open:
         files_[job.id] = std::make_unique<LogFile>(job.path, job.policy);
@@ -118,6 +131,9 @@ void LogWriter::thread_main() {
         break;
       case Job::Kind::reopen:
         for (auto& [id, f] : files_) f->reopen();
+        break;
+      case Job::Kind::tail:
+        tailed = tail_lines(job.path, job.lines, job.max_bytes);
         break;
       case Job::Kind::write:
         if (auto it = files_.find(job.id); it != files_.end()) {
@@ -136,15 +152,28 @@ void LogWriter::thread_main() {
       done_.push_back(Done{job.id, bytes, std::move(job.chunk), std::move(health)});
       uv_async_send(async_);
     }
+    if (tailed) {
+      tails_done_.emplace_back(job.id, std::move(*tailed));
+      uv_async_send(async_);
+    }
     if (queue_.empty()) idle_.notify_all();
   }
 }
 
 void LogWriter::on_async() {
   std::vector<Done> done;
+  std::vector<std::pair<std::uint64_t, LogTail>> tailed;
   {
     std::lock_guard<std::mutex> lock(mu_);
     done.swap(done_);
+    tailed.swap(tails_done_);
+  }
+  for (auto& [n, result] : tailed) {
+    auto it = tails_.find(n);
+    if (it == tails_.end()) continue;
+    auto cb = std::move(it->second);
+    tails_.erase(it);
+    cb(std::move(result));
   }
   for (auto& d : done) {
     recycle(std::move(d.chunk));

@@ -55,6 +55,11 @@ class LogWriter {
   void close(StreamId id);
   void write(StreamId id, Chunk chunk);
   void reopen_all();
+  // Reads the end of a log on the thread, after every write queued so far, so a tail
+  // holds all the output read before it was asked for and a slow disk never holds up
+  // the loop. `done` runs on the loop (not after the writer is gone).
+  void tail(const std::string& path, std::size_t lines, std::size_t max_bytes,
+            std::function<void(LogTail)> done);
   // Writes everything queued so far before returning (for shutdown and tests).
   void flush();
 
@@ -66,11 +71,12 @@ class LogWriter {
 
  private:
   struct Job {
-    enum class Kind { write, open, policy, close, reopen } kind;
-    StreamId id = 0;
+    enum class Kind { write, open, policy, close, reopen, tail } kind;
+    StreamId id = 0;  // for a tail: its number in tails_
     Chunk chunk;
     std::string path;
     LogPolicy policy;
+    std::size_t lines = 0, max_bytes = 0;  // for a tail
   };
   struct Done {
     StreamId id;
@@ -96,6 +102,7 @@ class LogWriter {
   std::condition_variable idle_;
   std::deque<Job> queue_;       // loop -> thread
   std::vector<Done> done_;      // thread -> loop
+  std::vector<std::pair<std::uint64_t, LogTail>> tails_done_;  // thread -> loop
   bool busy_ = false;           // the thread is working on a job taken off the queue
   bool stopping_ = false;
 
@@ -106,6 +113,8 @@ class LogWriter {
   StreamId next_id_ = 1;
   std::map<StreamId, Stream> streams_;
   std::vector<Chunk> free_;
+  std::uint64_t next_tail_ = 1;
+  std::map<std::uint64_t, std::function<void(LogTail)>> tails_;  // asked, not answered
 
   std::thread thread_;
 };

@@ -1,6 +1,7 @@
 """Job logs: captured through vigild, rotated, timestamped, followed, reopened, and
 surviving a full disk."""
 
+import json
 import os
 import pathlib
 import re
@@ -21,13 +22,22 @@ def out_log(vigil, name):
     return pathlib.Path(vigil.log_dir) / f"{name}.out.log"
 
 
+def text(path):
+    """A log's text, or "" while it does not exist: a rotating log is missing for a moment
+    between its rename and the new file."""
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
+
+
 def test_rotation_at_the_size_bound_keeps_n_backups_and_whole_lines(vigil):
     # 2000 lines of 100 bytes = 200 KB into files of at most 20 KiB, 3 backups.
     vigil.write_config({"w": {"command": helper_cmd("lines", 2000, 100),
                               "log_max_size": "20KiB", "log_backups": 3}})
     vigil.start()
     log = out_log(vigil, "w")
-    wait_until(lambda: log.exists() and "line 00001999" in log.read_text(), what="all lines")
+    wait_until(lambda: "line 00001999" in text(log), what="all lines")
     files = [log] + [pathlib.Path(f"{log}.{i}") for i in (1, 2, 3)]
     for f in files:
         assert f.exists(), f
@@ -61,7 +71,7 @@ def test_logs_n_reads_across_a_rotation(vigil):
                               "log_backups": 2}})
     vigil.start()
     log = out_log(vigil, "w")
-    wait_until(lambda: log.exists() and "line 00000029" in log.read_text(), what="30 lines")
+    wait_until(lambda: "line 00000029" in text(log), what="30 lines")
     live = log.read_text().splitlines()
     assert len(live) < 25  # the live file alone is short of what is asked
     r = vigil.call("logs", name="w", lines=25)
@@ -90,6 +100,58 @@ def test_two_followers_see_new_lines(vigil):
         assert re.match(r"drip \d+\n", seen)
         c.close()
     assert vigil.call("version")["ok"]
+
+
+def test_logs_tail_then_follow_sees_every_line_once_in_order(vigil):
+    # A job writing numbered lines flat out: what the tail holds and what the follow
+    # streams after it must join without a gap or a repeat, though output is on its way
+    # to the disk while the tail is read.
+    vigil.write_config({"n": {"command": "i=0; while :; do echo \"n $i\"; i=$((i+1)); done",
+                              "log_max_size": 0}})
+    vigil.start()
+    log = out_log(vigil, "n")
+    wait_until(lambda: log.exists() and log.stat().st_size > 100_000, what="output")
+    c = vigil.client()
+    r = c.call("logs", name="n", lines=100, follow=True)
+    assert r["ok"], r
+    seen = r["result"]["text"]
+    assert seen.count("\n") == 100
+    while seen.count("\n") < 20_000:
+        m = c.read_message()
+        assert m["event"] == "log", m
+        seen += m["text"]
+    c.close()
+    numbers = [int(l.split()[1]) for l in seen.splitlines()[:20_000]]
+    assert numbers == list(range(numbers[0], numbers[0] + 20_000))
+
+
+def test_a_huge_logs_request_is_bounded_and_does_not_hold_up_others(vigil):
+    # 30 MB of log; a request for a billion lines gets the last 1 MiB, from a line start,
+    # and meanwhile other clients are answered at once.
+    vigil.write_config({"big": {"command": helper_cmd("lines", 300_000, 100),
+                                "log_max_size": 0}})
+    vigil.start()
+    log = out_log(vigil, "big")
+    wait_until(lambda: "line 00299999" in text(log), timeout=60, what="30 MB of output")
+    greedy = [vigil.client() for _ in range(4)]
+    for i, c in enumerate(greedy):
+        c.send_line(json.dumps({"id": i, "cmd": "logs",
+                                "args": {"name": "big", "lines": 1_000_000_000}}).encode() + b"\n")
+    t0 = time.monotonic()
+    assert vigil.call("status", names=["big"])["ok"]
+    assert time.monotonic() - t0 < 1.0
+    for c in greedy:
+        m = c.read_message()
+        assert m["ok"], m
+        res = m["result"]
+        assert res["truncated"] is True
+        assert 1_000_000 < len(res["text"].encode()) <= 1024 * 1024
+        assert res["text"].startswith("line ")
+        assert res["text"].endswith("line 00299999 " + "x" * 85 + "\n")
+        c.close()
+    # A request that fits is not marked.
+    r = vigil.call("logs", name="big", lines=3)
+    assert "truncated" not in r["result"] and r["result"]["text"].count("\n") == 3
 
 
 def test_vigilctl_logs_follow_ends_cleanly_on_a_closed_pipe(vigil):
@@ -177,6 +239,10 @@ def test_a_full_disk_keeps_the_job_running_and_reports_dropped_bytes(vigil):
         assert "No space left on device" in s["log_error"]
         assert s["state"] == "running"
         pid = s["pid"]
+        # The table says so too, in the job's note.
+        table = vigil.ctl("status", "w").stdout
+        assert re.search(r"^w\s+running\s.*log: cannot write .*No space left on device", table,
+                         re.M), table
         filler.unlink()
         log = pathlib.Path(mnt) / "w.out.log"
         wait_until(lambda: "bytes dropped" in log.read_text(), timeout=20,
@@ -227,7 +293,7 @@ def test_rotation_at_a_bound_of_many_reads_with_lines_and_without_newlines(vigil
     })
     vigil.start()
     lines, zs = out_log(vigil, "l"), out_log(vigil, "z")
-    wait_until(lambda: lines.exists() and "line 00039999" in lines.read_text(),
+    wait_until(lambda: "line 00039999" in text(lines),
                what="all lines")
     files = [pathlib.Path(f"{lines}.{i}") for i in (3, 2, 1)] + [lines]
     for f in files:

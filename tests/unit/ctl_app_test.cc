@@ -140,7 +140,7 @@ TEST_CASE("app: status --json prints every member, the table only what it shows"
   r = run({"status"}, full);
   CHECK(r.out ==
         "NAME  STATE    PID  UPTIME  RESTARTS  NOTE\n"
-        "web   running  9    2s      0\n");
+        "web   running  9    2s      0         log: disk full\n");
   CHECK(r.status == 0);
 }
 
@@ -218,6 +218,15 @@ TEST_CASE("app: logs prints the text as it is") {
                  "{\"id\":1,\"ok\":true,\"result\":{\"name\":\"web\",\"stream\":\"stdout\","
                  "\"path\":\"/l\",\"text\":\"one\\ntwo\\n\"}}\n");
   CHECK(r.out == "one\ntwo\n");
+  CHECK(r.status == 0);
+}
+
+TEST_CASE("app: logs says where the rest is when the answer was cut short") {
+  Result r = run({"logs", "-n", "100000000", "web"},
+                 "{\"id\":1,\"ok\":true,\"result\":{\"name\":\"web\",\"stream\":\"stdout\","
+                 "\"path\":\"/l/web.out.log\",\"text\":\"last\\n\",\"truncated\":true}}\n");
+  CHECK(r.out == "last\n");
+  CHECK(r.err == "vigilctl: only the end of the log fits in one answer; all of it is in /l/web.out.log\n");
   CHECK(r.status == 0);
 }
 

@@ -86,7 +86,7 @@ TEST_CASE("status table: the members vigilctl keeps are all it reads") {
   REQUIRE(std::holds_alternative<vigil::protocol::Message>(parsed));
   const json& pruned = std::get<vigil::protocol::Message>(parsed).result;
   REQUIRE(pruned.size() == statuses.size());
-  CHECK(pruned[0].size() == kStatusTableFields.size());
+  CHECK(pruned.back().size() == kStatusTableFields.size());
   CHECK(!pruned[0].contains("command"));
   for (bool color : {false, true}) {
     CHECK(render_status_table(pruned, color) == render_status_table(statuses, color));
@@ -101,7 +101,7 @@ TEST_CASE("status exit code: 0 only when every listed job runs") {
   CHECK(status_exit_code(json::array()) == 0);
 }
 
-TEST_CASE("status note: reason first, then the last exit, none for running jobs") {
+TEST_CASE("status note: reason first, then the last exit, none for running jobs; a failing log always") {
   CHECK(status_note(json{{"state", "backoff"},
                          {"reason", "spawn failed: no such file"},
                          {"last_exit", {{"code", 1}}}}) == "spawn failed: no such file");
@@ -109,6 +109,12 @@ TEST_CASE("status note: reason first, then the last exit, none for running jobs"
         "exited 0");
   CHECK(status_note(json{{"state", "running"}, {"last_exit", {{"code", 2}}}}) == "");
   CHECK(status_note(json{{"state", "stopped"}, {"last_exit", nullptr}}) == "");
+  // A failing log shows whatever the state.
+  const std::string full = "cannot write /l/w.out.log: No space left on device (7 bytes dropped so far)";
+  CHECK(status_note(json{{"state", "running"}, {"log_error", full}}) == "log: " + full);
+  CHECK(status_note(json{{"state", "backoff"}, {"reason", "exited with status 1"}, {"log_error", full}}) ==
+        "exited with status 1; log: " + full);
+  CHECK(status_note(json{{"state", "running"}, {"log_error", nullptr}}) == "");
 }
 
 TEST_CASE("format_exit") {

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -162,6 +163,61 @@ TEST_CASE("an unwritable log drops output, retries once a second, then reports t
   const std::string text = read(p);
   CHECK(text.rfind("[vigil: 21 bytes dropped: cannot open " + p, 0) == 0);
   CHECK(text.substr(text.size() - 5) == "back\n");
+}
+
+TEST_CASE("the dropped count is exactly the bytes that did not reach the file") {
+  // /dev/full opens and refuses every write with ENOSPC, like a full disk.
+  FakeClock clock;
+  LogFile f("/dev/full", LogPolicy{}, clock.fn());
+  const std::string chunk(100'000, 'x');
+  std::uint64_t sent = 0;
+  for (int i = 0; i < 5; ++i) {
+    CHECK_FALSE(f.write(chunk));
+    sent += chunk.size();
+    CHECK(f.dropped() == sent);
+    // Past the retry pace: the next write tries again (the note first) and fails again.
+    clock.now.tv_sec += 2;
+  }
+  CHECK(f.error() == "cannot write /dev/full: No space left on device");
+}
+
+TEST_CASE("tail: the last lines, reaching into the rotated file when short") {
+  TempDir d;
+  const std::string p = d / "j.log";
+  std::ofstream(p + ".1") << "a\nb\nc\n";
+  std::ofstream(p) << "d\ne\nunfinished";
+  auto t = vigil::tail_lines(p, 2, 1 << 20);
+  CHECK(t.text == "e\nunfinished");
+  CHECK_FALSE(t.truncated);
+  t = vigil::tail_lines(p, 5, 1 << 20);
+  CHECK(t.text == "b\nc\nd\ne\nunfinished");
+  t = vigil::tail_lines(p, 100, 1 << 20);  // more than there are: all of both
+  CHECK(t.text == "a\nb\nc\nd\ne\nunfinished");
+  CHECK(vigil::tail_lines(p, 0, 1 << 20).text.empty());
+  CHECK(vigil::tail_lines(d / "none.log", 10, 1 << 20).text.empty());  // not written yet
+  CHECK(vigil::tail_lines(d / "none.log", 10, 1 << 20).error.empty());
+}
+
+TEST_CASE("tail: at most max_bytes, from a line start, across many blocks") {
+  TempDir d;
+  const std::string p = d / "big.log";
+  {
+    std::ofstream f(p);
+    for (int i = 0; i < 200'000; ++i) f << "line " << i << "\n";  // about 2.3 MB
+  }
+  auto t = vigil::tail_lines(p, 3, 1 << 20);
+  CHECK(t.text == "line 199997\nline 199998\nline 199999\n");
+  t = vigil::tail_lines(p, 1'000'000'000, 4096);
+  CHECK(t.truncated);
+  CHECK(t.text.size() <= 4096);
+  CHECK(t.text.size() > 4000);
+  CHECK(t.text.rfind("line ", 0) == 0);  // starts at a line boundary
+  CHECK(t.text.substr(t.text.size() - 12) == "line 199999\n");
+  // One line longer than the bound: its end.
+  std::ofstream(p) << std::string(10'000, 'x') << "\n";
+  t = vigil::tail_lines(p, 1, 100);
+  CHECK(t.truncated);
+  CHECK(t.text == std::string(99, 'x') + "\n");
 }
 
 TEST_CASE("line stamper: one stamp per line, partial lines keep their first stamp") {
