@@ -67,6 +67,16 @@ def wait_until(predicate, timeout=10.0, interval=0.02, what="condition"):
         time.sleep(interval)
 
 
+def read_report(path, timeout=10.0):
+    """Waits for a KEY=VALUE file a helper writes (atomically) and returns it as a dict."""
+    wait_until(lambda: pathlib.Path(path).exists(), timeout=timeout, what=f"report {path}")
+    out = {}
+    for line in pathlib.Path(path).read_text().splitlines():
+        k, _, v = line.partition("=")
+        out[k] = v
+    return out
+
+
 def pid_alive(pid):
     """True if pid exists and is not a zombie."""
     try:

@@ -148,6 +148,18 @@ def main():
         out = sys.stdout.buffer
         while True:
             out.write(block)
+    elif mode == "starter":
+        # Plays the user's shell: runs ARGV... as its child in its own session and process
+        # group (and so with its controlling tty, if it has one), waits for it, writes its
+        # exit code and the starter's own ids, then stays up (a session that ends would
+        # take its tty from every process left in it).
+        import subprocess
+        r = subprocess.run(args[1:], stdin=0, stdout=1, stderr=2)
+        with open("/proc/self/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        write(args[0], f"rc={r.returncode}\npid={os.getpid()}\npgrp={fields[2]}\n"
+                       f"sid={fields[3]}\ntty_nr={fields[4]}\n")
+        forever()
     else:
         sys.exit(f"helper.py: unknown mode {mode}")
 

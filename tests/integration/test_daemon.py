@@ -1,15 +1,18 @@
 """vigild as a daemon: the readiness handshake, the pidfile, daemon hygiene, shutdown."""
 
+import fcntl
 import os
 import pathlib
 import signal
 import socket
 import subprocess
+import termios
 import time
 
 import pytest
 
-from conftest import sleeper, VIGILD, helper_cmd, pid_alive, proc_stat, wait_until, children_of
+from conftest import (sleeper, VIGILD, helper_cmd, pid_alive, proc_stat, read_report,
+                      wait_until)
 
 
 def test_start_returns_only_once_the_socket_is_bound(vigil):
@@ -73,17 +76,40 @@ def test_live_socket_is_never_stolen(vigil):
         s.close()
 
 
-def test_daemon_has_no_tty_is_not_a_session_leader_and_lives_in_root(vigil):
+def test_daemon_has_no_tty_is_not_a_session_leader_and_lives_in_root(vigil, tmp_path):
+    # The user's shell owns a pty as its controlling terminal and runs vigild from there:
+    # a daemon that kept the shell's session would keep its tty too.
+    master, slave = os.openpty()
+
+    def own_the_pty():
+        os.setsid()
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+
     vigil.write_config({"a": sleeper()})
-    vigil.start()
-    pid = vigil.pid()
-    fields = proc_stat(pid)
-    session, tty_nr = int(fields[3]), int(fields[4])
-    assert tty_nr == 0
-    assert session != pid
-    assert os.readlink(f"/proc/{pid}/cwd") == "/"
-    for fd in (0, 1, 2):
-        assert os.readlink(f"/proc/{pid}/fd/{fd}") == "/dev/null"
+    report = tmp_path / "starter"
+    starter = subprocess.Popen(helper_cmd("starter", report, VIGILD, "-c", vigil.config),
+                               stdin=slave, stdout=slave, stderr=slave, preexec_fn=own_the_pty)
+    os.close(slave)
+    try:
+        shell = read_report(report, timeout=60)
+        assert shell["rc"] == "0"
+        assert int(shell["pid"]) == starter.pid
+        assert int(shell["sid"]) == starter.pid and int(shell["tty_nr"]) != 0, shell
+        pid = vigil.pid()
+        # Checked while the starter's session (and so its tty) still exists.
+        fields = proc_stat(pid)
+        pgrp, session, tty_nr = int(fields[2]), int(fields[3]), int(fields[4])
+        assert tty_nr == 0
+        assert session != pid
+        assert session != int(shell["sid"])
+        assert pgrp != int(shell["pgrp"])
+        assert os.readlink(f"/proc/{pid}/cwd") == "/"
+        for fd in (0, 1, 2):
+            assert os.readlink(f"/proc/{pid}/fd/{fd}") == "/dev/null"
+    finally:
+        starter.kill()
+        starter.wait(timeout=30)
+        os.close(master)
 
 
 def test_socket_and_pidfile_modes(vigil):

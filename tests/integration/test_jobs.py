@@ -12,16 +12,8 @@ import time
 
 import pytest
 
-from conftest import HELPER, PYTHON, helper_cmd, pid_alive, proc_stat, wait_until, children_of
-
-
-def read_report(path):
-    wait_until(lambda: pathlib.Path(path).exists(), what=f"report {path}")
-    out = {}
-    for line in pathlib.Path(path).read_text().splitlines():
-        k, _, v = line.partition("=")
-        out[k] = v
-    return out
+from conftest import (HELPER, PYTHON, helper_cmd, pid_alive, proc_stat, read_report,
+                      wait_until, children_of)
 
 
 def test_cwd_env_umask_and_process_group_reach_the_job(vigil, tmp_path):
