@@ -197,10 +197,17 @@ def test_idle_daemon_with_100_jobs_does_not_wake_up(vigil):
     pid = vigil.pid()
 
     def switches():
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("voluntary_ctxt_switches"):
-                    return int(line.split()[1])
+        # Every thread (the log writer's too), and switches of both kinds.
+        total = 0
+        for task in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{task}/status") as f:
+                    total += sum(int(l.split()[1]) for l in f
+                                 if l.startswith(("voluntary_ctxt_switches",
+                                                  "nonvoluntary_ctxt_switches")))
+            except FileNotFoundError:
+                pass  # a thread that has just ended
+        return total
 
     # Let the last status request's disconnect be handled: wait until the count settles.
     last = [switches()]
