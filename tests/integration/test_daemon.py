@@ -120,22 +120,36 @@ def test_socket_and_pidfile_modes(vigil):
     assert os.stat(vigil.log).st_mode & 0o777 == 0o640
 
 
-def test_sigterm_stops_every_job_and_leaves_nothing_behind(vigil, tmp_path):
+@pytest.mark.parametrize("foreground", [False, True], ids=["daemon", "foreground"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_sigterm_or_sigint_stops_every_job_and_leaves_nothing_behind(vigil, tmp_path, sig,
+                                                                     foreground):
     jobs = {f"j{i}": sleeper() for i in range(5)}
     jobs["grand"] = {"command": helper_cmd("grandchild", tmp_path / "grand.pids")}
     vigil.write_config(jobs)
-    vigil.start()
-    pid = vigil.pid()
+    if foreground:
+        pid = vigil.start_foreground().pid  # vigild is the test's child: its exit code shows
+    else:
+        vigil.start()
+        pid = vigil.pid()
     wait_until(lambda: (tmp_path / "grand.pids").exists(), what="grandchild pids")
     job_pids = [s["pid"] for s in vigil.status().values()]
     job_pids += [int(p) for p in (tmp_path / "grand.pids").read_text().split()]
-    os.kill(pid, signal.SIGTERM)
-    wait_until(lambda: not pid_alive(pid), timeout=20, what="vigild to exit")
+    assert len(job_pids) == 9 and all(job_pids), job_pids
+    assert os.path.exists(vigil.socket) and os.path.exists(vigil.pidfile)
+    os.kill(pid, sig)
+    if foreground:
+        assert vigil.proc.wait(timeout=20) == 0
+        log = vigil.proc.stderr.read()
+    else:
+        wait_until(lambda: not pid_alive(pid), timeout=20, what="vigild to exit")
+        log = vigil.daemon_log()
     for p in job_pids:
         assert not pid_alive(p), f"pid {p} outlived vigild"
     assert not os.path.exists(vigil.socket)
     assert not os.path.exists(vigil.pidfile)
-    assert "all jobs stopped; exiting" in vigil.daemon_log()
+    assert f"shutting down ({sig.name}): stopping all jobs" in log
+    assert "all jobs stopped; exiting" in log
 
 
 def test_foreground_notifies_readiness_and_logs_to_stderr(vigil, tmp_path):
