@@ -1,8 +1,10 @@
 """vigild as a daemon: the readiness handshake, the pidfile, daemon hygiene, shutdown."""
 
+import datetime
 import fcntl
 import os
 import pathlib
+import re
 import signal
 import socket
 import subprocess
@@ -169,6 +171,29 @@ def test_foreground_notifies_readiness_and_logs_to_stderr(vigil, tmp_path):
     err = proc.stderr.read()
     assert "a: stopped -> starting" in err
     assert "all jobs stopped; exiting" in err
+
+
+LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z (info|warn|error): ")
+
+
+def test_daemon_log_lines_are_stamped_and_carry_an_exec_failure_reason(vigil):
+    vigil.write_config({"a": sleeper(),
+                        "missing": {"command": ["/nonexistent/program"], "start_retries": 0}})
+    vigil.start()
+    vigil.wait_state("a", "running")
+    vigil.wait_state("missing", "fatal")
+    lines = vigil.daemon_log().splitlines()
+    assert len(lines) >= 4, lines  # started, a's spawn and start, missing's failure
+    for line in lines:
+        assert LOG_LINE.match(line), f"not a stamped log line: {line!r}"
+    # The stamp is the time now, in UTC.
+    stamp = datetime.datetime.fromisoformat(LOG_LINE.match(lines[-1]).group(1))
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    assert abs((now - stamp).total_seconds()) < 60, (stamp, now)
+    failure = [l for l in lines
+               if "missing: cannot exec /nonexistent/program: No such file or directory" in l]
+    assert failure and all(LOG_LINE.match(l).group(2) == "error" for l in failure), lines
+    assert not [l for l in lines if re.search(r"\b(status|code) 127\b", l)], lines
 
 
 def test_foreground_refuses_a_busy_pidfile(vigil):
