@@ -194,6 +194,24 @@ class Vigil:
         assert self.proc.poll() is None, self.proc.stderr.read()
         return self.proc
 
+    def start_notified(self, *extra, env=None):
+        """Runs `vigild -f` with $NOTIFY_SOCKET on a datagram socket this test binds, and
+        waits for READY=1 there: the daemon really has the variable, so a job that does
+        not see it shows that vigild keeps it to itself. Returns the readiness message."""
+        notify = str(self.dir / "notify.sock")
+        sink = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sink.bind(notify)
+        sink.settimeout(30)  # a bound, not a pause: recv returns as soon as vigild sends
+        try:
+            env = dict(os.environ if env is None else env, NOTIFY_SOCKET=notify)
+            proc = self.start_foreground(*extra, env=env)
+            msg = sink.recv(4096).decode()
+        finally:
+            sink.close()
+        assert "READY=1" in msg.split("\n"), msg
+        assert f"MAINPID={proc.pid}" in msg.split("\n"), msg
+        return msg
+
     def pid(self):
         try:
             return int(pathlib.Path(self.pidfile).read_text().strip())

@@ -155,20 +155,15 @@ def test_sigterm_or_sigint_stops_every_job_and_leaves_nothing_behind(vigil, tmp_
 
 
 def test_foreground_notifies_readiness_and_logs_to_stderr(vigil, tmp_path):
-    notify = tmp_path / "notify.sock"
-    sink = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sink.bind(str(notify))
-    sink.settimeout(20)
-    vigil.write_config({"a": sleeper()})
-    env = dict(os.environ, NOTIFY_SOCKET=str(notify))
-    proc = vigil.start_foreground(env=env)
-    msg = sink.recv(4096).decode()
-    assert "READY=1" in msg
-    assert f"MAINPID={proc.pid}" in msg
-    # Jobs never see vigild's own variables.
+    report = tmp_path / "report"
+    vigil.write_config({"a": sleeper(), "r": {"command": helper_cmd("report", report)}})
+    vigil.start_notified()  # READY=1 and MAINPID reached the socket
+    # Jobs never see vigild's own variables, though vigild has $NOTIFY_SOCKET.
+    env = {k for k in read_report(report) if k.startswith("env.")}
+    assert "env.PATH" in env and "env.NOTIFY_SOCKET" not in env
     vigil.stop()
-    assert proc.returncode == 0
-    err = proc.stderr.read()
+    assert vigil.proc.returncode == 0
+    err = vigil.proc.stderr.read()
     assert "a: stopped -> starting" in err
     assert "all jobs stopped; exiting" in err
 

@@ -20,17 +20,15 @@ def test_cwd_env_umask_and_process_group_reach_the_job(vigil, tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     report = tmp_path / "report"
-    os.environ["VIGIL_TEST_FROM_DAEMON"] = "inherited"
-    try:
-        vigil.write_config({"r": {
-            "command": helper_cmd("report", report),
-            "cwd": str(work),
-            "umask": "0027",
-            "env": {"GREETING": "hello ${VIGIL_TEST_FROM_DAEMON}", "EMPTY": "${NOPE_UNSET:-dflt}"},
-        }})
-        vigil.start()
-    finally:
-        del os.environ["VIGIL_TEST_FROM_DAEMON"]
+    vigil.write_config({"r": {
+        "command": helper_cmd("report", report),
+        "cwd": str(work),
+        "umask": "0027",
+        "env": {"GREETING": "hello ${VIGIL_TEST_FROM_DAEMON}", "EMPTY": "${NOPE_UNSET:-dflt}"},
+    }})
+    # In the foreground with $NOTIFY_SOCKET set (and used: READY=1 arrives), so that the
+    # job's not seeing it below means vigild withheld it.
+    vigil.start_notified(env=dict(os.environ, VIGIL_TEST_FROM_DAEMON="inherited"))
     r = read_report(report)
     assert r["cwd"] == str(work)
     assert r["umask"] == "0027"

@@ -232,7 +232,9 @@ def test_a_job_as_another_user_has_exactly_its_ids_and_no_daemon_fd(vigil):
     import pwd
     vigil.write_config({"n": {"command": ["/bin/sleep", "3600"], "user": "nobody",
                               "start_seconds": "0.2s"}})
-    vigil.start()
+    # vigild has $NOTIFY_SOCKET (and READY=1 arrives on it) and a variable of its own
+    # namespace: the job must see neither.
+    vigil.start_notified(env=dict(os.environ, VIGIL_INTERNAL_TEST="x"))
     pid = vigil.wait_state("n", "running")["pid"]
     pw = pwd.getpwnam("nobody")
     status = pathlib.Path(f"/proc/{pid}/status").read_text()
