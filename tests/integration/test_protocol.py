@@ -118,19 +118,30 @@ def test_logs_last_lines(vigil):
                what="stderr text")
 
 
-def test_events_stream_state_changes(running):
-    c = running.client()
+def test_events_stream_state_changes_with_their_pid_and_exit(vigil):
+    vigil.write_config({"three": {"command": helper_cmd("exit", 3, 0.5), "restart": "never",
+                                  "start_seconds": "0.2s", "autostart": False}})
+    vigil.start()
+    c = vigil.client()
     r = c.call("events")
     assert r["ok"] and r["result"] == {"subscribed": True}
-    running.call("start", names=["batch"])
+    started = vigil.call("start", names=["three"])
+    assert started["ok"], started
+    pid = started["result"][0]["pid"]
     seen = []
-    while len(seen) < 2:
-        msg = c.read_message()
-        if msg.get("event") == "state" and msg["job"] == "batch":
-            seen.append((msg["from"], msg["to"]))
-            assert isinstance(msg["time"], float) or isinstance(msg["time"], int)
-    assert seen == [("stopped", "starting"), ("starting", "running")]
+    while not seen or seen[-1]["to"] != "exited":
+        msg = c.read_message()  # bounded by the client's timeout
+        if msg.get("event") == "state" and msg["job"] == "three":
+            assert msg["id"] == r["id"]
+            assert abs(msg["time"] - time.time()) < 60, msg
+            seen.append(msg)
     c.close()
+    assert [(m["from"], m["to"], m["pid"], m["exit"]) for m in seen] == [
+        ("stopped", "starting", pid, None),
+        ("starting", "running", pid, None),
+        ("running", "exited", pid, {"code": 3}),  # the pid of the process that exited
+    ]
+    assert seen[-1]["reason"].startswith("exited with status 3 after "), seen[-1]
 
 
 def test_malformed_and_unknown_requests_get_errors_on_one_connection(running):
