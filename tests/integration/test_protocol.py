@@ -144,6 +144,86 @@ def test_events_stream_state_changes_with_their_pid_and_exit(vigil):
     assert seen[-1]["reason"].startswith("exited with status 3 after "), seen[-1]
 
 
+def test_unknown_names_are_not_found_and_nothing_is_done(running):
+    web = running.status("web")["pid"]
+    c = running.client()
+    for cmd, extra in [("start", {}), ("stop", {}), ("restart", {}), ("signal", {"signal": "HUP"})]:
+        # Known jobs beside the unknown one: the whole request fails, for all of them.
+        r = c.call(cmd, names=["web", "batch", "wbe"], **extra)
+        assert r["ok"] is False and r["error"] == {
+            "code": "not_found", "message": "no job named 'wbe' (did you mean 'web'?)"}, (cmd, r)
+        r = c.call(cmd, names=["zzzzzz"], **extra)
+        assert r["error"] == {"code": "not_found", "message": "no job named 'zzzzzz'"}, (cmd, r)
+        r = c.call(cmd, names=["nope-*"], **extra)
+        assert r["error"] == {"code": "not_found", "message": "no job matches 'nope-*'"}, (cmd, r)
+    r = c.call("logs", name="wbe")
+    assert r["error"] == {"code": "not_found", "message": "no job named 'wbe' (did you mean 'web'?)"}
+    r = c.call("logs", name="zzzzzz")
+    assert r["error"] == {"code": "not_found", "message": "no job named 'zzzzzz'"}
+    c.close()
+    s = running.status()
+    assert s["web"]["state"] == "running" and s["web"]["pid"] == web
+    assert s["batch"]["state"] == "stopped" and s["batch"]["pid"] is None
+
+
+def test_logs_of_a_discarded_stream_is_not_found(vigil):
+    vigil.write_config({"quiet": sleeper(stdout="null", stderr="null"),
+                        "half": sleeper(stderr="null")})
+    vigil.start()
+    vigil.wait_state("quiet", "running")
+    for name, stream in [("quiet", "stdout"), ("quiet", "stderr"), ("half", "stderr")]:
+        r = vigil.call("logs", name=name, stream=stream)
+        assert r["ok"] is False and r["error"] == {
+            "code": "not_found", "message": f"{name}: {stream} is not logged (it goes to null)"}
+    r = vigil.call("logs", name="half", stream="stdout")
+    assert r["ok"] and r["result"]["path"] == str(pathlib.Path(vigil.log_dir) / "half.out.log")
+
+
+def test_bad_logs_arguments_are_bad_requests_and_the_connection_goes_on(running):
+    c = running.client()
+    bad = [
+        ({}, "missing argument 'name' of 'logs'"),
+        ({"name": 5}, "argument 'name' of 'logs' must be"),
+        ({"name": "web", "stream": "foo"},
+         'argument \'stream\' of \'logs\' must be "stdout" or "stderr", not "foo"'),
+        ({"name": "web", "lines": -1}, "argument 'lines' of 'logs' must be an integer >= 0"),
+        ({"name": "web", "lines": "x"},
+         "argument 'lines' of 'logs' must be an integer >= 0, not a string"),
+    ]
+    for args, message in bad:
+        r = c.call("logs", **args)
+        assert r["ok"] is False and r["error"]["code"] == "bad_request", (args, r)
+        assert r["error"]["message"].startswith(message), (args, r)
+    r = c.call("logs", name="web", lines=0)
+    assert r["ok"] and r["result"]["text"] == "", r
+    c.close()
+
+
+def test_start_while_shutting_down_is_refused(vigil, tmp_path):
+    pids = tmp_path / "pids"
+    vigil.write_config({
+        # Ignores SIGTERM: vigild spends its stop_timeout shutting down.
+        "stubborn": {"command": helper_cmd("ignore-term", pids), "stop_timeout": "5s",
+                     "start_seconds": "0.2s"},
+        "batch": sleeper(autostart=False),
+    })
+    vigil.start()
+    vigil.wait_state("stubborn", "running")
+    wait_until(pids.exists, what="the job's pid")
+    daemon = vigil.pid()
+    assert vigil.call("shutdown") == {"id": 1, "ok": True, "result": {}}
+    c = vigil.client()  # a second connection, while vigild waits for the job
+    for cmd in ("start", "restart"):
+        r = c.call(cmd, names=["batch"])
+        assert r["ok"] is False and r["error"] == {
+            "code": "shutting_down", "message": "vigild is shutting down"}, r
+    assert c.call("status", names=["stubborn"])["result"][0]["state"] == "stopping"
+    c.close()
+    wait_until(lambda: not pid_alive(daemon), timeout=30, what="vigild to exit")
+    assert not pid_alive(int(pids.read_text().split()[0]))
+    assert "batch: stopped -> starting" not in vigil.daemon_log()
+
+
 def test_malformed_and_unknown_requests_get_errors_on_one_connection(running):
     c = running.client()
     c.send_line(b"this is not json\n")
