@@ -484,10 +484,13 @@ std::variant<core::ReloadReport, std::vector<std::string>> Daemon::reload() {
   return report;
 }
 
-void Daemon::reopen_logs() {
+void Daemon::reopen_logs(std::function<void()> done) {
   if (auto err = log_.reopen(); !err.empty()) log_.error(err);
-  writer_->reopen_all();  // the job logs, and the daemon's own
-  log_.info("log files reopened");
+  // The job logs, and the daemon's own: done once nothing more goes to the moved files.
+  writer_->reopen_all([this, done = std::move(done)] {
+    log_.info("log files reopened");
+    if (done) done();
+  });
 }
 
 // --- Requests ---
@@ -517,7 +520,7 @@ void Daemon::close_if_done(ClientId client) {
 
 void Daemon::on_disconnect(ClientId client) {
   event_subscribers_.erase(client);
-  tails_owed_.erase(client);
+  answers_owed_.erase(client);
   for (auto& [job, list] : followers_) {
     list.erase(std::remove_if(list.begin(), list.end(),
                               [&](const Follower& f) { return f.client == client; }),
@@ -534,7 +537,7 @@ void Daemon::on_disconnect(ClientId client) {
 }
 
 bool Daemon::on_input_closed(ClientId client) {
-  if (event_subscribers_.count(client) || tails_owed_.count(client)) return true;
+  if (event_subscribers_.count(client) || answers_owed_.count(client)) return true;
   for (const auto& [job, list] : followers_) {
     for (const auto& f : list) {
       if (f.client == client) return true;
@@ -694,7 +697,7 @@ void Daemon::cmd_logs(ClientId c, const protocol::Request& r) {
   }
   // The file is read by the log writer, behind the output queued for it: the loop never
   // waits on the disk, and the tail ends where live output starts.
-  ++tails_owed_[c];
+  ++answers_owed_[c];
   writer_->tail(out.path, lines, kMaxLogsBytes,
                 [this, c, id = r.id, name = job->name(), stream, path = out.path](LogTail t) {
                   logs_read(c, id, name, stream, path, std::move(t));
@@ -703,9 +706,7 @@ void Daemon::cmd_logs(ClientId c, const protocol::Request& r) {
 
 void Daemon::logs_read(ClientId c, const json& id, const std::string& job, const std::string& stream,
                        const std::string& path, LogTail tail) {
-  auto owed = tails_owed_.find(c);
-  if (owed == tails_owed_.end()) return;  // the client went away meanwhile
-  if (--owed->second == 0) tails_owed_.erase(owed);
+  if (!owed_done(c)) return;
   if (!tail.error.empty()) {
     server_->send_error(c, id, {code::internal, tail.error, nullptr});
   } else {
@@ -747,8 +748,21 @@ void Daemon::cmd_reload(ClientId c, const protocol::Request& r) {
 }
 
 void Daemon::cmd_reopen_logs(ClientId c, const protocol::Request& r) {
-  reopen_logs();
-  server_->send_result(c, r.id, json::object());
+  // The answer waits for the reopen: logrotate's postrotate may compress the moved file
+  // right after `vigilctl reopen-logs` returns.
+  ++answers_owed_[c];
+  reopen_logs([this, c, id = r.id] {
+    if (!owed_done(c)) return;
+    server_->send_result(c, id, json::object());
+    close_if_done(c);
+  });
+}
+
+bool Daemon::owed_done(ClientId c) {
+  auto owed = answers_owed_.find(c);
+  if (owed == answers_owed_.end()) return false;  // the client went away meanwhile
+  if (--owed->second == 0) answers_owed_.erase(owed);
+  return true;
 }
 
 void Daemon::cmd_shutdown(ClientId c, const protocol::Request& r) {

@@ -5,6 +5,7 @@
 
 #include <uv.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -80,7 +81,10 @@ class Daemon : public ControlServer::Handler {
   void finish();
   // Re-reads the config. Returns the report, or the located errors (nothing changed).
   std::variant<core::ReloadReport, std::vector<std::string>> reload();
-  void reopen_logs();
+  // Reopens every log; `done` runs once they are.
+  void reopen_logs(std::function<void()> done = {});
+  // One answer owed to c is being given: false when c has gone meanwhile.
+  bool owed_done(ControlServer::ClientId c);
   // The tail a `logs` request asked for is read: answer it, and let a follower go live.
   void logs_read(ControlServer::ClientId c, const protocol::json& id, const std::string& job,
                  const std::string& stream, const std::string& path, LogTail tail);
@@ -115,7 +119,8 @@ class Daemon : public ControlServer::Handler {
   std::unique_ptr<LogWriter> writer_;
   std::map<std::string, std::unique_ptr<JobOutput>> outputs_;
   std::map<std::string, std::vector<Follower>> followers_;  // job -> live `logs -f` clients
-  std::map<ControlServer::ClientId, int> tails_owed_;       // `logs` answers being read
+  // Answers that wait for the log writer (`logs`, `reopen_logs`), per client.
+  std::map<ControlServer::ClientId, int> answers_owed_;
   std::unique_ptr<ControlServer> server_;
   Pidfile pidfile_;
   Watchdog watchdog_;

@@ -62,13 +62,20 @@ void LogWriter::write(StreamId id, Chunk chunk) {
   push(Job{Job::Kind::write, id, std::move(chunk), {}, {}});
 }
 
-void LogWriter::reopen_all() { push(Job{Job::Kind::reopen, 0, {}, {}, {}}); }
+std::uint64_t LogWriter::expect_answer(std::function<void(LogTail)> done) {
+  const std::uint64_t n = next_answer_++;
+  answers_[n] = std::move(done);
+  return n;
+}
+
+void LogWriter::reopen_all(std::function<void()> done) {
+  const std::uint64_t n = done ? expect_answer([done = std::move(done)](LogTail) { done(); }) : 0;
+  push(Job{Job::Kind::reopen, n, {}, {}, {}});
+}
 
 void LogWriter::tail(const std::string& path, std::size_t lines, std::size_t max_bytes,
                      std::function<void(LogTail)> done) {
-  const std::uint64_t n = next_tail_++;
-  tails_[n] = std::move(done);
-  Job j{Job::Kind::tail, n, {}, path, {}};
+  Job j{Job::Kind::tail, expect_answer(std::move(done)), {}, path, {}};
   j.lines = lines;
   j.max_bytes = max_bytes;
   push(std::move(j));
@@ -118,7 +125,7 @@ void LogWriter::thread_main() {
     std::size_t bytes = 0;
     Health health;
     bool report = false;
-    std::optional<LogTail> tailed;
+    std::optional<LogTail> answer;
     switch (job.kind) {
       case Job::Kind::open:
         files_[job.id] = std::make_unique<LogFile>(job.path, job.policy);
@@ -131,9 +138,10 @@ void LogWriter::thread_main() {
         break;
       case Job::Kind::reopen:
         for (auto& [id, f] : files_) f->reopen();
+        if (job.id != 0) answer.emplace();
         break;
       case Job::Kind::tail:
-        tailed = tail_lines(job.path, job.lines, job.max_bytes);
+        answer = tail_lines(job.path, job.lines, job.max_bytes);
         break;
       case Job::Kind::write:
         if (auto it = files_.find(job.id); it != files_.end()) {
@@ -152,8 +160,8 @@ void LogWriter::thread_main() {
       done_.push_back(Done{job.id, bytes, std::move(job.chunk), std::move(health)});
       uv_async_send(async_);
     }
-    if (tailed) {
-      tails_done_.emplace_back(job.id, std::move(*tailed));
+    if (answer) {
+      answered_.emplace_back(job.id, std::move(*answer));
       uv_async_send(async_);
     }
     if (queue_.empty()) idle_.notify_all();
@@ -162,17 +170,17 @@ void LogWriter::thread_main() {
 
 void LogWriter::on_async() {
   std::vector<Done> done;
-  std::vector<std::pair<std::uint64_t, LogTail>> tailed;
+  std::vector<std::pair<std::uint64_t, LogTail>> answered;
   {
     std::lock_guard<std::mutex> lock(mu_);
     done.swap(done_);
-    tailed.swap(tails_done_);
+    answered.swap(answered_);
   }
-  for (auto& [n, result] : tailed) {
-    auto it = tails_.find(n);
-    if (it == tails_.end()) continue;
+  for (auto& [n, result] : answered) {
+    auto it = answers_.find(n);
+    if (it == answers_.end()) continue;
     auto cb = std::move(it->second);
-    tails_.erase(it);
+    answers_.erase(it);
     cb(std::move(result));
   }
   for (auto& d : done) {

@@ -54,12 +54,15 @@ class LogWriter {
   void set_policy(StreamId id, const LogPolicy& policy);
   void close(StreamId id);
   void write(StreamId id, Chunk chunk);
-  void reopen_all();
+  // Reopens every log by path (logrotate moved them). `done`, if given, runs on the loop
+  // once they are reopened: only then does nothing more go to the moved files.
+  void reopen_all(std::function<void()> done = {});
   // Reads the end of a log on the thread, after every write queued so far, so a tail
   // holds all the output read before it was asked for and a slow disk never holds up
-  // the loop. `done` runs on the loop (not after the writer is gone).
+  // the loop. `done` runs on the loop.
   void tail(const std::string& path, std::size_t lines, std::size_t max_bytes,
             std::function<void(LogTail)> done);
+  // Neither reopen_all's nor tail's `done` runs once the writer is gone.
   // Writes everything queued so far before returning (for shutdown and tests).
   void flush();
 
@@ -72,7 +75,7 @@ class LogWriter {
  private:
   struct Job {
     enum class Kind { write, open, policy, close, reopen, tail } kind;
-    StreamId id = 0;  // for a tail: its number in tails_
+    StreamId id = 0;  // for a tail or reopen: its number in answers_ (0: none wanted)
     Chunk chunk;
     std::string path;
     LogPolicy policy;
@@ -85,6 +88,8 @@ class LogWriter {
     Health health;
   };
 
+  // Registers a `done` for a job that answers; returns the job's id.
+  std::uint64_t expect_answer(std::function<void(LogTail)> done);
   void thread_main();
   void push(Job job);
   void on_async();
@@ -102,7 +107,7 @@ class LogWriter {
   std::condition_variable idle_;
   std::deque<Job> queue_;       // loop -> thread
   std::vector<Done> done_;      // thread -> loop
-  std::vector<std::pair<std::uint64_t, LogTail>> tails_done_;  // thread -> loop
+  std::vector<std::pair<std::uint64_t, LogTail>> answered_;  // thread -> loop
   bool busy_ = false;           // the thread is working on a job taken off the queue
   bool stopping_ = false;
 
@@ -113,8 +118,8 @@ class LogWriter {
   StreamId next_id_ = 1;
   std::map<StreamId, Stream> streams_;
   std::vector<Chunk> free_;
-  std::uint64_t next_tail_ = 1;
-  std::map<std::uint64_t, std::function<void(LogTail)>> tails_;  // asked, not answered
+  std::uint64_t next_answer_ = 1;
+  std::map<std::uint64_t, std::function<void(LogTail)>> answers_;  // asked, not answered
 
   std::thread thread_;
 };

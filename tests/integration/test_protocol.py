@@ -373,7 +373,9 @@ def test_sigusr1_and_reopen_logs_reopen_the_daemon_log(vigil):
                what="a new daemon log")
     os.rename(vigil.log, moved)
     assert vigil.call("reopen_logs") == {"id": 1, "ok": True, "result": {}}
-    assert "log files reopened" in vigil.daemon_log()
+    # The answer comes once the files are reopened; the daemon's line saying so is
+    # written by the log writer thread, a moment later.
+    wait_until(lambda: "log files reopened" in vigil.daemon_log(), what="the line in the new log")
 
 
 def test_shutdown_replies_then_stops_everything(running):
