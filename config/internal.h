@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace vigil::config::internal {
 
@@ -29,6 +30,15 @@ std::string resolve_path(std::string_view base, std::string_view path);
 
 // The folder part of a path as the user wrote it ("" for "vigil.yaml"), lexically.
 std::string parent_of(std::string_view path);
+
+// The `name`s of the rows of a table, in order: the names of a table of keys (or values)
+// that the table itself dispatches from, for "did you mean" and config::known_keys().
+template <typename Table>
+std::vector<std::string> names_of(const Table& table) {
+  std::vector<std::string> out;
+  for (const auto& row : table) out.emplace_back(row.name);
+  return out;
+}
 
 // System account look-ups (getpwnam_r and friends). std::nullopt: no such account, or the
 // database could not be read.

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <map>
 #include <set>
+#include <span>
 #include <utility>
 
 #include "internal.h"
@@ -29,9 +30,6 @@ using internal::IncludeRef;
 using internal::JobDraft;
 using internal::Reader;
 using internal::Source;
-
-const std::vector<std::string> kMainKeys = {"supervisor", "jobs"};
-const std::vector<std::string> kIncludedKeys = {"jobs", "include"};
 
 std::string location_text(const Location& at) {
   std::string out = at.file;
@@ -67,7 +65,34 @@ int on_glob_error(const char* path, int error) {
 using FileId = std::pair<dev_t, ino_t>;
 
 class Loader {
+  // The readers of the top-level keys. Each adds the include patterns it finds to
+  // `includes`, to be followed once the whole file is read.
+  void read_supervisor_key(Reader& reader, const Entry& entry, std::vector<IncludeRef>& includes) {
+    read_supervisor(reader, entry, supervisor_, includes);
+  }
+  void read_include_key(Reader& reader, const Entry& entry, std::vector<IncludeRef>& includes) {
+    includes = read_include(reader, entry, nullptr);
+  }
+  void read_jobs_key(Reader& reader, const Entry& entry, std::vector<IncludeRef>&) {
+    read_jobs(reader, entry);
+  }
+
  public:
+  // One top-level key of a file and its reader. A file's top level accepts the keys of
+  // its table and no other; known_keys() lists them.
+  struct TopKey {
+    std::string_view name;
+    void (Loader::*read)(Reader& reader, const Entry& entry, std::vector<IncludeRef>& includes);
+  };
+  static constexpr TopKey kMainKeys[] = {
+      {"supervisor", &Loader::read_supervisor_key},
+      {"jobs", &Loader::read_jobs_key},
+  };
+  static constexpr TopKey kIncludedKeys[] = {
+      {"jobs", &Loader::read_jobs_key},
+      {"include", &Loader::read_include_key},
+  };
+
   explicit Loader(const Environment& env) : env_(env), supervisor_(default_supervisor(env)) {}
 
   // Loads the main file from `text`. `display` is the name used in messages, `absolute`
@@ -130,13 +155,12 @@ class Loader {
     std::vector<IncludeRef> includes;
     const char* what = is_main ? "a mapping with supervisor: and jobs: at the top level"
                                : "a mapping with jobs: (and include:) at the top level";
+    const std::span<const TopKey> keys = is_main ? kMainKeys : kIncludedKeys;
     for (const Entry& entry : reader.entries(root, "", what)) {
-      if (entry.name == "jobs") {
-        read_jobs(reader, entry);
-      } else if (is_main && entry.name == "supervisor") {
-        read_supervisor(reader, entry, supervisor_, includes);
-      } else if (!is_main && entry.name == "include") {
-        includes = read_include(reader, entry, nullptr);
+      const auto key = std::find_if(keys.begin(), keys.end(),
+                                    [&](const TopKey& k) { return k.name == entry.name; });
+      if (key != keys.end()) {
+        (this->*key->read)(reader, entry, includes);
       } else if (is_main && entry.name == "include") {
         reader.error(reader.key_at(entry), "include",
                      "not allowed at the top level of the main file (expected it under "
@@ -146,7 +170,7 @@ class Loader {
                      "not allowed in an included file (expected only jobs: and include:)");
       } else {
         std::string message = "unknown top-level key " + quote(entry.name);
-        if (auto suggestion = did_you_mean(entry.name, is_main ? kMainKeys : kIncludedKeys)) {
+        if (auto suggestion = did_you_mean(entry.name, internal::names_of(keys))) {
           message += " (did you mean \"" + *suggestion + "\"?)";
         }
         reader.error(reader.key_at(entry), "", message);
@@ -221,7 +245,8 @@ class Loader {
                     const std::string& absolute) {
     internal::FileData data = internal::read_file(absolute);
     if (data.error || data.not_regular) {
-      reader.error(ref.at, ref.path, "cannot read " + display + ": " + internal::read_failure(data));
+      reader.error(ref.at, ref.path,
+                   "cannot read " + display + ": " + internal::read_failure(data));
       return;
     }
     if (data.too_large) {
@@ -356,6 +381,14 @@ LoadResult load_from_string(const std::string& text, const std::string& path,
     loader.load_main(path, *absolute, text, id);
     return loader.finish();
   });
+}
+
+KnownKeys known_keys() {
+  KnownKeys keys;
+  keys.main = internal::names_of(Loader::kMainKeys);
+  keys.included = internal::names_of(Loader::kIncludedKeys);
+  internal::section_keys(keys);
+  return keys;
 }
 
 }  // namespace vigil::config

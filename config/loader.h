@@ -40,6 +40,20 @@ LoadResult load(const std::string& path, const Environment& env);
 LoadResult load_from_string(const std::string& text, const std::string& path,
                             const Environment& env);
 
+// The names the loader accepts, each in the order of the table it reads them from, so
+// that what must agree with the loader (the man page vigil.yaml(5), checked by
+// tests/unit/docs_drift_test.cc) can ask it rather than repeat it.
+struct KnownKeys {
+  std::vector<std::string> main;              // the top level of the main file
+  std::vector<std::string> included;          // the top level of an included file
+  std::vector<std::string> supervisor;        // the keys of supervisor:
+  std::vector<std::string> job;               // the keys of each job under jobs:
+  std::vector<std::string> backoff;           // the keys of a job's backoff:
+  std::vector<std::string> restart_policies;  // the values of a job's restart:
+};
+
+KnownKeys known_keys();
+
 // The config file used when none is given: /etc/vigil/vigil.yaml for root, else
 // $XDG_CONFIG_HOME/vigil/vigil.yaml (~/.config/vigil/vigil.yaml).
 std::string default_config_path(const Environment& env);

@@ -1,11 +1,14 @@
 // The keys of `supervisor:`, of each job and of `include:`: which keys exist, what each
-// one accepts, and how each is checked. The tables of known keys here are also what the
-// "did you mean" suggestions are drawn from.
+// one accepts, and how each is checked. Each section is read from one table of its keys
+// and their handlers, and that table is all there is: the "did you mean" suggestions and
+// config::known_keys() (which the docs test checks the man page against) list its names.
 #include "sections.h"
 
+#include <algorithm>
 #include <charconv>
 #include <climits>
 #include <cmath>
+#include <iterator>
 
 #include "internal.h"
 #include "values.h"
@@ -13,27 +16,54 @@
 namespace vigil::config::internal {
 namespace {
 
-const std::vector<std::string> kSupervisorKeys = {
-    "socket",  "socket_mode", "socket_group",     "pidfile", "log",
-    "log_dir", "umask",       "shutdown_timeout", "include",
+// One key of a section and how its value is read into the section's `Target`.
+template <typename Target>
+struct Key {
+  std::string_view name;
+  void (*read)(Reader& reader, const Entry& entry, Target& target);
 };
 
-const std::vector<std::string> kJobKeys = {
-    "command",        "cwd",
-    "umask",          "env",
-    "user",           "group",
-    "stdout",         "stderr",
-    "log_max_size",   "log_backups",
-    "log_timestamps", "autostart",
-    "restart",        "success_exit_codes",
-    "start_seconds",  "start_retries",
-    "backoff",        "stop_signal",
-    "stop_timeout",   "kill_group",
+// Reads each of `entries` with the handler of its key in `keys`; the others are reported
+// as unknown keys of the mapping at `path`, with a suggestion drawn from `keys`.
+template <typename Target, std::size_t N>
+void read_keys(Reader& reader, const std::vector<Entry>& entries, std::string_view path,
+               const Key<Target> (&keys)[N], Target& target) {
+  for (const Entry& entry : entries) {
+    const auto key = std::find_if(std::begin(keys), std::end(keys),
+                                  [&](const Key<Target>& k) { return k.name == entry.name; });
+    if (key != std::end(keys)) {
+      key->read(reader, entry, target);
+    } else {
+      reader.unknown_key(entry, path, names_of(keys));
+    }
+  }
+}
+
+// The handler of a key whose value is one of the Reader's typed values: reader.*Read(entry),
+// stored as it is in the field `Field` of target.spec.
+template <auto Read, auto Field, typename Target>
+void assign(Reader& reader, const Entry& entry, Target& target) {
+  if (auto value = (reader.*Read)(entry)) target.spec.*Field = *value;
+}
+
+// The handler of a key whose value has a reader of its own here: Read(reader, entry, out),
+// into the field `Field` of target.spec.
+template <auto Read, auto Field, typename Target>
+void read_into(Reader& reader, const Entry& entry, Target& target) {
+  Read(reader, entry, target.spec.*Field);
+}
+
+// The values of a job's restart:, and the policy each stands for.
+struct RestartName {
+  std::string_view name;
+  RestartPolicy policy;
 };
 
-const std::vector<std::string> kBackoffKeys = {"initial", "max", "factor"};
-
-const std::vector<std::string> kRestartPolicies = {"always", "on-failure", "never"};
+constexpr RestartName kRestartPolicies[] = {
+    {"always", RestartPolicy::always},
+    {"on-failure", RestartPolicy::on_failure},
+    {"never", RestartPolicy::never},
+};
 
 // Job names appear in file names, on command lines and in the protocol: a small safe
 // alphabet keeps all three simple.
@@ -209,6 +239,14 @@ void read_job_account(Reader& reader, const Entry& entry, bool group,
   if (env.check_accounts && !numeric) check_account_exists(reader, entry, *name, group);
 }
 
+void read_user(Reader& reader, const Entry& entry, std::optional<std::string>& out) {
+  read_job_account(reader, entry, false, out);
+}
+
+void read_group(Reader& reader, const Entry& entry, std::optional<std::string>& out) {
+  read_job_account(reader, entry, true, out);
+}
+
 void read_output(Reader& reader, const Entry& entry, bool is_stderr, Output& out) {
   // `stdout: null` reads as "nowhere" to anyone, so a YAML null written out counts like
   // the string "null"; a key left empty is more likely a slip and is reported.
@@ -237,14 +275,13 @@ void read_output(Reader& reader, const Entry& entry, bool is_stderr, Output& out
 
 void read_restart(Reader& reader, const Entry& entry, RestartPolicy& out) {
   if (entry.value.IsScalar()) {
-    const std::string& text = entry.value.Scalar();
-    if (text == "always") return void(out = RestartPolicy::always);
-    if (text == "on-failure") return void(out = RestartPolicy::on_failure);
-    if (text == "never") return void(out = RestartPolicy::never);
+    for (const RestartName& known : kRestartPolicies) {
+      if (entry.value.Scalar() == known.name) return void(out = known.policy);
+    }
   }
   std::string message = "expected always, on-failure or never, got " + reader.describe(entry);
   if (entry.value.IsScalar()) {
-    if (auto suggestion = did_you_mean(entry.value.Scalar(), kRestartPolicies)) {
+    if (auto suggestion = did_you_mean(entry.value.Scalar(), names_of(kRestartPolicies))) {
       message += " (did you mean \"" + *suggestion + "\"?)";
     }
   }
@@ -273,38 +310,64 @@ void read_exit_codes(Reader& reader, const Entry& entry, std::vector<int>& out) 
   if (codes.size() == items.size()) out = std::move(codes);
 }
 
-void read_backoff(Reader& reader, const Entry& entry, Backoff& out) {
-  std::optional<Location> initial_at, max_at;
-  bool ok = true;
-  for (const Entry& item : reader.entries(entry, "a mapping with initial, max and factor")) {
-    if (item.name == "initial" || item.name == "max") {
-      std::optional<Duration> value = reader.duration(item);
-      if (!value) {
-        ok = false;
-        continue;
-      }
-      (item.name == "initial" ? out.initial : out.max) = *value;
-      (item.name == "initial" ? initial_at : max_at) = reader.value_at(item);
-    } else if (item.name == "factor") {
-      double factor = 0;
-      bool good = false;
-      if (item.value.IsScalar()) {
-        const std::string& text = item.value.Scalar();
-        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), factor);
-        good = ec == std::errc() && end == text.data() + text.size() && !text.empty() &&
-               std::isfinite(factor) && factor >= 1;
-      }
-      if (good) {
-        out.factor = factor;
-      } else {
-        reader.expected(item, "a number of 1 or more");
-      }
-    } else {
-      reader.unknown_key(item, entry.path, kBackoffKeys);
-    }
+// A backoff: mapping as it is read: the values, and where initial and max were written,
+// so that initial > max can be reported at one of them once both are known.
+struct BackoffDraft {
+  Backoff& spec;
+  std::optional<Location> initial_at = std::nullopt;
+  std::optional<Location> max_at = std::nullopt;
+  bool ok = true;  // false once initial or max could not be read: then they are not compared
+};
+
+void read_backoff_bound(Reader& reader, const Entry& item, Duration& out,
+                        std::optional<Location>& at, bool& ok) {
+  std::optional<Duration> value = reader.duration(item);
+  if (!value) {
+    ok = false;
+    return;
   }
-  if (ok && out.initial > out.max) {
-    const Location at = initial_at ? *initial_at : max_at ? *max_at : reader.value_at(entry);
+  out = *value;
+  at = reader.value_at(item);
+}
+
+void read_backoff_factor(Reader& reader, const Entry& item, BackoffDraft& draft) {
+  double factor = 0;
+  bool good = false;
+  if (item.value.IsScalar()) {
+    const std::string& text = item.value.Scalar();
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), factor);
+    good = ec == std::errc() && end == text.data() + text.size() && !text.empty() &&
+           std::isfinite(factor) && factor >= 1;
+  }
+  if (good) {
+    draft.spec.factor = factor;
+  } else {
+    reader.expected(item, "a number of 1 or more");
+  }
+}
+
+void read_backoff_initial(Reader& reader, const Entry& item, BackoffDraft& draft) {
+  read_backoff_bound(reader, item, draft.spec.initial, draft.initial_at, draft.ok);
+}
+
+void read_backoff_max(Reader& reader, const Entry& item, BackoffDraft& draft) {
+  read_backoff_bound(reader, item, draft.spec.max, draft.max_at, draft.ok);
+}
+
+constexpr Key<BackoffDraft> kBackoffKeys[] = {
+    {"initial", read_backoff_initial},
+    {"max", read_backoff_max},
+    {"factor", read_backoff_factor},
+};
+
+void read_backoff(Reader& reader, const Entry& entry, Backoff& out) {
+  BackoffDraft draft{out};
+  read_keys(reader, reader.entries(entry, "a mapping with initial, max and factor"), entry.path,
+            kBackoffKeys, draft);
+  if (draft.ok && out.initial > out.max) {
+    const Location at = draft.initial_at ? *draft.initial_at
+                        : draft.max_at   ? *draft.max_at
+                                         : reader.value_at(entry);
     reader.error(at, entry.path,
                  "expected initial <= max, got initial " + format_duration(out.initial) +
                      " and max " + format_duration(out.max));
@@ -319,45 +382,102 @@ void read_socket_group(Reader& reader, const Entry& entry, std::optional<std::st
   if (reader.env().check_accounts && !numeric) check_account_exists(reader, entry, *name, true);
 }
 
+// What the keys of `supervisor:` read into.
+struct SupervisorDraft {
+  SupervisorSpec& spec;
+  std::vector<IncludeRef>& includes;
+};
+
+void read_socket(Reader& reader, const Entry& entry, SupervisorDraft& draft) {
+  std::optional<std::string> path = reader.path(entry);
+  if (!path) return;
+  // sun_path holds 108 bytes including the terminating NUL; bind() would otherwise
+  // fail at startup with a bare "File name too long".
+  if (path->size() > 107) {
+    reader.error(reader.value_at(entry), entry.path,
+                 quote(*path) + " is " + std::to_string(path->size()) +
+                     " bytes long (expected at most 107, the limit for a Unix socket path)");
+    return;
+  }
+  draft.spec.socket = *path;
+}
+
+void read_supervisor_include(Reader& reader, const Entry& entry, SupervisorDraft& draft) {
+  draft.spec.include.clear();
+  draft.includes = read_include(reader, entry, &draft.spec.include);
+}
+
+constexpr Key<SupervisorDraft> kSupervisorKeys[] = {
+    {"socket", read_socket},
+    {"socket_mode", assign<&Reader::mode, &SupervisorSpec::socket_mode>},
+    {"socket_group", read_into<read_socket_group, &SupervisorSpec::socket_group>},
+    {"pidfile", assign<&Reader::path, &SupervisorSpec::pidfile>},
+    {"log", assign<&Reader::path, &SupervisorSpec::log>},
+    {"log_dir", assign<&Reader::path, &SupervisorSpec::log_dir>},
+    {"umask", assign<&Reader::mode, &SupervisorSpec::umask>},
+    {"shutdown_timeout", assign<&Reader::duration, &SupervisorSpec::shutdown_timeout>},
+    {"include", read_supervisor_include},
+};
+
+// The handlers of the job keys whose presence counts too (a job without a command is an
+// error; the streams not given get their default files later), and of the bounded counts.
+void read_job_command(Reader& reader, const Entry& item, JobDraft& draft) {
+  draft.command_given = true;
+  read_command(reader, item, draft.spec);
+}
+
+void read_stdout(Reader& reader, const Entry& item, JobDraft& draft) {
+  draft.stdout_given = true;
+  read_output(reader, item, false, draft.spec.stdout_log);
+}
+
+void read_stderr(Reader& reader, const Entry& item, JobDraft& draft) {
+  draft.stderr_given = true;
+  draft.stderr_at = reader.value_at(item);
+  read_output(reader, item, true, draft.spec.stderr_log);
+}
+
+void read_log_backups(Reader& reader, const Entry& item, JobDraft& draft) {
+  if (auto n = reader.integer(item, 0, 1000, "a whole number from 0 to 1000")) {
+    draft.spec.log_backups = static_cast<int>(*n);
+  }
+}
+
+void read_start_retries(Reader& reader, const Entry& item, JobDraft& draft) {
+  if (auto n = reader.integer(item, 0, INT_MAX, "a whole number of 0 or more")) {
+    draft.spec.start_retries = static_cast<int>(*n);
+  }
+}
+
+constexpr Key<JobDraft> kJobKeys[] = {
+    {"command", read_job_command},
+    {"cwd", assign<&Reader::path, &JobSpec::cwd>},
+    {"umask", assign<&Reader::mode, &JobSpec::umask>},
+    {"env", read_into<read_env, &JobSpec::env>},
+    {"user", read_into<read_user, &JobSpec::user>},
+    {"group", read_into<read_group, &JobSpec::group>},
+    {"stdout", read_stdout},
+    {"stderr", read_stderr},
+    {"log_max_size", assign<&Reader::size, &JobSpec::log_max_size>},
+    {"log_backups", read_log_backups},
+    {"log_timestamps", assign<&Reader::boolean, &JobSpec::log_timestamps>},
+    {"autostart", assign<&Reader::boolean, &JobSpec::autostart>},
+    {"restart", read_into<read_restart, &JobSpec::restart>},
+    {"success_exit_codes", read_into<read_exit_codes, &JobSpec::success_exit_codes>},
+    {"start_seconds", assign<&Reader::duration, &JobSpec::start_seconds>},
+    {"start_retries", read_start_retries},
+    {"backoff", read_into<read_backoff, &JobSpec::backoff>},
+    {"stop_signal", assign<&Reader::signal, &JobSpec::stop_signal>},
+    {"stop_timeout", assign<&Reader::duration, &JobSpec::stop_timeout>},
+    {"kill_group", assign<&Reader::boolean, &JobSpec::kill_group>},
+};
+
 }  // namespace
 
 void read_supervisor(Reader& reader, const Entry& section, SupervisorSpec& spec,
                      std::vector<IncludeRef>& includes) {
-  for (const Entry& entry : reader.entries(section)) {
-    const std::string& key = entry.name;
-    if (key == "socket") {
-      std::optional<std::string> path = reader.path(entry);
-      if (!path) continue;
-      // sun_path holds 108 bytes including the terminating NUL; bind() would otherwise
-      // fail at startup with a bare "File name too long".
-      if (path->size() > 107) {
-        reader.error(reader.value_at(entry), entry.path,
-                     quote(*path) + " is " + std::to_string(path->size()) +
-                         " bytes long (expected at most 107, the limit for a Unix socket path)");
-        continue;
-      }
-      spec.socket = *path;
-    } else if (key == "socket_mode") {
-      if (auto mode = reader.mode(entry)) spec.socket_mode = *mode;
-    } else if (key == "socket_group") {
-      read_socket_group(reader, entry, spec.socket_group);
-    } else if (key == "pidfile") {
-      if (auto path = reader.path(entry)) spec.pidfile = *path;
-    } else if (key == "log") {
-      if (auto path = reader.path(entry)) spec.log = *path;
-    } else if (key == "log_dir") {
-      if (auto path = reader.path(entry)) spec.log_dir = *path;
-    } else if (key == "umask") {
-      if (auto mode = reader.mode(entry)) spec.umask = *mode;
-    } else if (key == "shutdown_timeout") {
-      if (auto duration = reader.duration(entry)) spec.shutdown_timeout = *duration;
-    } else if (key == "include") {
-      spec.include.clear();
-      includes = read_include(reader, entry, &spec.include);
-    } else {
-      reader.unknown_key(entry, section.path, kSupervisorKeys);
-    }
-  }
+  SupervisorDraft draft{spec, includes};
+  read_keys(reader, reader.entries(section), section.path, kSupervisorKeys, draft);
 }
 
 JobDraft read_job(Reader& reader, const Entry& entry) {
@@ -370,62 +490,8 @@ JobDraft read_job(Reader& reader, const Entry& entry) {
     reader.expected(entry, "a mapping of the job's settings");
     return draft;
   }
-  bool have_command = false;
-  for (const Entry& item : reader.entries(entry)) {
-    const std::string& key = item.name;
-    if (key == "command") {
-      have_command = true;
-      read_command(reader, item, job);
-    } else if (key == "cwd") {
-      if (auto path = reader.path(item)) job.cwd = *path;
-    } else if (key == "umask") {
-      if (auto mode = reader.mode(item)) job.umask = *mode;
-    } else if (key == "env") {
-      read_env(reader, item, job.env);
-    } else if (key == "user") {
-      read_job_account(reader, item, false, job.user);
-    } else if (key == "group") {
-      read_job_account(reader, item, true, job.group);
-    } else if (key == "stdout") {
-      draft.stdout_given = true;
-      read_output(reader, item, false, job.stdout_log);
-    } else if (key == "stderr") {
-      draft.stderr_given = true;
-      draft.stderr_at = reader.value_at(item);
-      read_output(reader, item, true, job.stderr_log);
-    } else if (key == "log_max_size") {
-      if (auto size = reader.size(item)) job.log_max_size = *size;
-    } else if (key == "log_backups") {
-      if (auto n = reader.integer(item, 0, 1000, "a whole number from 0 to 1000")) {
-        job.log_backups = static_cast<int>(*n);
-      }
-    } else if (key == "log_timestamps") {
-      if (auto b = reader.boolean(item)) job.log_timestamps = *b;
-    } else if (key == "autostart") {
-      if (auto b = reader.boolean(item)) job.autostart = *b;
-    } else if (key == "restart") {
-      read_restart(reader, item, job.restart);
-    } else if (key == "success_exit_codes") {
-      read_exit_codes(reader, item, job.success_exit_codes);
-    } else if (key == "start_seconds") {
-      if (auto duration = reader.duration(item)) job.start_seconds = *duration;
-    } else if (key == "start_retries") {
-      if (auto n = reader.integer(item, 0, INT_MAX, "a whole number of 0 or more")) {
-        job.start_retries = static_cast<int>(*n);
-      }
-    } else if (key == "backoff") {
-      read_backoff(reader, item, job.backoff);
-    } else if (key == "stop_signal") {
-      if (auto signo = reader.signal(item)) job.stop_signal = *signo;
-    } else if (key == "stop_timeout") {
-      if (auto duration = reader.duration(item)) job.stop_timeout = *duration;
-    } else if (key == "kill_group") {
-      if (auto b = reader.boolean(item)) job.kill_group = *b;
-    } else {
-      reader.unknown_key(item, entry.path, kJobKeys);
-    }
-  }
-  if (!have_command) {
+  read_keys(reader, reader.entries(entry), entry.path, kJobKeys, draft);
+  if (!draft.command_given) {
     reader.error(job.defined_at, entry.path,
                  "no command given (expected command: with a list of strings, or a string run "
                  "by /bin/sh -c)");
@@ -463,6 +529,13 @@ std::vector<IncludeRef> read_include(Reader& reader, const Entry& entry,
     refs.push_back({*pattern, reader.value_at(item), item.path});
   }
   return refs;
+}
+
+void section_keys(KnownKeys& out) {
+  out.supervisor = names_of(kSupervisorKeys);
+  out.job = names_of(kJobKeys);
+  out.backoff = names_of(kBackoffKeys);
+  out.restart_policies = names_of(kRestartPolicies);
 }
 
 }  // namespace vigil::config::internal

@@ -21,6 +21,7 @@ struct IncludeRef {
 // (the log folder) are filled in.
 struct JobDraft {
   JobSpec spec;
+  bool command_given = false;
   bool stdout_given = false;
   bool stderr_given = false;
   Location stderr_at;
@@ -37,5 +38,9 @@ JobDraft read_job(Reader& reader, const Entry& entry);
 // written, for SupervisorSpec::include.
 std::vector<IncludeRef> read_include(Reader& reader, const Entry& entry,
                                      std::vector<std::string>* written);
+
+// Fills in the key names of the sections read here, and the restart policies, for
+// config::known_keys(): the names in the tables these readers dispatch from.
+void section_keys(KnownKeys& out);
 
 }  // namespace vigil::config::internal

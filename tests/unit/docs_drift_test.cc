@@ -1,13 +1,13 @@
 // Keeps the man pages (packaging/man/*.scd) in step with the code, so that a key, a
 // command or an option cannot be added without being documented, nor removed while
 // its documentation lives on:
-//   - vigil.yaml(5) describes every key the config loader accepts (the key tables of
-//     config/sections.cc and config/loader.cc), and no other;
+//   - vigil.yaml(5) describes every key the config loader accepts, as config::known_keys()
+//     lists them from the tables the loader reads each section from, and no other;
 //   - vigilctl(1) describes every command of ctl_commands() with the same synopsis as
 //     its usage line, and every option that vigilctl's help lists;
 //   - vigild(8) describes every option vigild's main() accepts and every signal the
 //     daemon handles.
-// The config key tables are private to config/, so they are read from the source text.
+// vigild's options and signals are read from its source text: they have no table to ask.
 #include <doctest/doctest.h>
 
 #include <cctype>
@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "args.h"
+#include "loader.h"
 
 namespace {
 
@@ -35,25 +36,6 @@ std::string read_text(std::string_view relative) {
   std::ostringstream text;
   text << in.rdbuf();
   return text.str();
-}
-
-// The string literals of `const std::vector<std::string> NAME = {...};` in C++ source.
-std::vector<std::string> string_table(const std::string& source, const std::string& name,
-                                      const std::string& file) {
-  const std::regex table("std::vector<std::string>\\s+" + name + "\\s*=\\s*\\{([^}]*)\\}");
-  std::smatch m;
-  INFO("the key table " << name << " of " << file
-                        << " has moved or changed shape: update tests/unit/docs_drift_test.cc");
-  REQUIRE(std::regex_search(source, m, table));
-  std::vector<std::string> out;
-  const std::string body = m[1].str();
-  const std::regex literal("\"([^\"]*)\"");
-  for (auto it = std::sregex_iterator(body.begin(), body.end(), literal);
-       it != std::sregex_iterator(); ++it) {
-    out.push_back((*it)[1].str());
-  }
-  REQUIRE(!out.empty());
-  return out;
 }
 
 // The text of the section `# TITLE` of an scdoc page, up to the next section.
@@ -160,8 +142,7 @@ bool mentions_bold(const std::string& page, const std::string& word) {
 
 TEST_CASE("vigil.yaml(5) describes every config key the loader accepts, and no other") {
   const std::string page = read_text("packaging/man/vigil.yaml.5.scd");
-  const std::string sections_cc = read_text("config/sections.cc");
-  const std::string loader_cc = read_text("config/loader.cc");
+  const vigil::config::KnownKeys known = vigil::config::known_keys();
 
   const std::string supervisor = section(page, "SUPERVISOR SECTION");
   const std::string jobs = section(page, "JOBS SECTION");
@@ -169,48 +150,52 @@ TEST_CASE("vigil.yaml(5) describes every config key the loader accepts, and no o
   const std::string backoff = entry_body(jobs, "backoff");
 
   struct Table {
-    std::string name;  // the C++ table
-    std::string file;  // the source it is in
-    std::string text;  // the man page text it is documented in
-    std::string where;
-    int depth;  // the indentation of its `*key* (type)` lines
+    const std::vector<std::string>& keys;  // what the loader accepts there
+    std::string in_config;                 // where "there" is, in a config file
+    std::string text;                      // the man page text it is documented in
+    std::string where;                     // where that text is, in the man page
+    int depth;                             // the indentation of its `*key* (type)` lines
   };
   const std::vector<Table> tables = {
-      {"kSupervisorKeys", "config/sections.cc", supervisor, "SUPERVISOR SECTION", 0},
-      {"kJobKeys", "config/sections.cc", jobs, "JOBS SECTION", 0},
-      {"kBackoffKeys", "config/sections.cc", backoff, "JOBS SECTION, under *backoff*", 1},
+      {known.supervisor, "supervisor:", supervisor, "SUPERVISOR SECTION", 0},
+      {known.job, "a job", jobs, "JOBS SECTION", 0},
+      {known.backoff, "a job's backoff:", backoff, "JOBS SECTION, under *backoff*", 1},
   };
   for (const Table& t : tables) {
-    const std::vector<std::string> keys = string_table(sections_cc, t.name, t.file);
+    REQUIRE(!t.keys.empty());
     const std::set<std::string> documented = key_terms(t.text, t.depth);
-    for (const std::string& key : keys) {
-      INFO(t.file << " accepts '" << key << "' (" << t.name << "), but vigil.yaml(5) has no '*"
-                  << key << "* (type)' entry in " << t.where
-                  << ": describe it in packaging/man/vigil.yaml.5.scd");
+    for (const std::string& key : t.keys) {
+      INFO("the config loader accepts '" << key << "' in " << t.in_config
+                                         << ", but vigil.yaml(5) has no '*" << key
+                                         << "* (type)' entry in " << t.where
+                                         << ": describe it in packaging/man/vigil.yaml.5.scd");
       CHECK(documented.count(key) == 1);
     }
     for (const std::string& key : documented) {
-      INFO("vigil.yaml(5) describes '" << key << "' in " << t.where << ", but " << t.file
-                                       << " does not accept it (" << t.name << ")");
-      CHECK(contains(keys, key));
+      INFO("vigil.yaml(5) describes '" << key << "' in " << t.where
+                                       << ", but the config loader does not accept it in "
+                                       << t.in_config);
+      CHECK(contains(t.keys, key));
     }
   }
 
   // The top-level keys, and those an included file may hold.
   const std::string description = section(page, "DESCRIPTION");
-  for (const std::string& key : string_table(loader_cc, "kMainKeys", "config/loader.cc")) {
+  REQUIRE(!known.main.empty());
+  for (const std::string& key : known.main) {
     const std::string why = "not listed in vigil.yaml(5)'s DESCRIPTION";
-    INFO("config/loader.cc accepts the top-level key '" << key << "': " << why);
+    INFO("the config loader accepts the top-level key '" << key << "': " << why);
     CHECK(contains(term_lines(description), "*" + key + "*"));
   }
   const std::string includes = section(page, "INCLUDES");
-  for (const std::string& key : string_table(loader_cc, "kIncludedKeys", "config/loader.cc")) {
+  REQUIRE(!known.included.empty());
+  for (const std::string& key : known.included) {
     const std::string why = "not said in vigil.yaml(5)'s INCLUDES";
-    INFO("config/loader.cc lets an included file hold '" << key << "': " << why);
+    INFO("the config loader lets an included file hold '" << key << "': " << why);
     CHECK(mentions_bold(includes, key + ":"));
   }
-  for (const std::string& policy :
-       string_table(sections_cc, "kRestartPolicies", "config/sections.cc")) {
+  REQUIRE(!known.restart_policies.empty());
+  for (const std::string& policy : known.restart_policies) {
     INFO("restart: " << policy << " is not described in vigil.yaml(5)");
     CHECK(mentions_bold(jobs, policy));
   }
