@@ -1,4 +1,5 @@
 // vigild's entry point: arguments, config, daemonizing, and handing over to the loop.
+#include <fcntl.h>
 #include <malloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -42,6 +43,15 @@ int usage_error(const std::string& msg) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Descriptors 0, 1 and 2 are always open (on /dev/null if vigild was started without
+  // them): otherwise the first file vigild opens would take one of their numbers, and a
+  // job's stdio, or a diagnostic, would go to the wrong place.
+  for (int fd = ::open("/dev/null", O_RDWR); fd >= 0; fd = ::open("/dev/null", O_RDWR)) {
+    if (fd > 2) {
+      ::close(fd);
+      break;
+    }
+  }
   // One malloc arena for both threads (the loop and the log writer): a second arena
   // costs more resident memory than the rare contention between the two.
   ::mallopt(M_ARENA_MAX, 1);

@@ -3,8 +3,11 @@
 // daemon's size) and runs on a small stack of its own until it execs. It runs only raw
 // system calls on data the parent prepared beforehand (argv, envp, ids, descriptors) and
 // writes nothing but its failure report: no libc wrapper, which could touch errno or
-// locks the daemon's threads use. The parent does not wait for each exec: it starts
-// every child of a batch, then collects them all, so the execs of a batch overlap.
+// locks the daemon's threads use. The report (which step failed, and its errno) goes
+// through a close-on-exec pipe: a child that execs closes it unwritten, so the parent
+// reads either end of file (the job runs) or why it does not. The parent does not wait
+// for each exec: it starts every child of a batch, then collects them all, so the execs
+// of a batch overlap.
 #include "spawner.h"
 
 #include <fcntl.h>
@@ -142,9 +145,9 @@ struct Spawner::Child {
   const gid_t* groups_c = nullptr;
   std::size_t ngroups = 0;
   pid_t pid = 0;
-  // Written by the child.
-  Stage stage = Stage::none;
-  int err = 0;
+  // The report pipe: the child writes to its copy of report_w; the parent reads report_r.
+  // Two fields, as the child reads this memory while the parent goes on.
+  int report_w = -1, report_r = -1;
   // Non-zero while the child may still read this: the kernel clears it and wakes a
   // futex waiter when the child execs or exits (CLONE_CHILD_CLEARTID).
   pid_t alive = 0;
@@ -160,9 +163,15 @@ struct Spawner::Child {
 
 namespace {
 
+// What a child that could not exec writes on its report pipe.
+struct Report {
+  Stage stage;
+  int err;
+};
+
 [[noreturn, gnu::always_inline]] inline void child_fail(Spawner::Child& c, Stage stage, long rc) {
-  c.err = static_cast<int>(-rc);
-  c.stage = stage;
+  const Report r{stage, static_cast<int>(-rc)};
+  sys(SYS_write, c.report_w, &r, sizeof r);  // one small write to a pipe: all or nothing
   for (;;) sys(SYS_exit, 127);
 }
 
@@ -187,8 +196,9 @@ __attribute__((no_sanitize("address", "undefined"), noinline)) int child_main(vo
   if (long rc = move_fd(c.stdout_fd, 1); rc < 0) child_fail(c, Stage::stdio, rc);
   if (long rc = move_fd(c.stderr_fd, 2); rc < 0) child_fail(c, Stage::stdio, rc);
   // Nothing else of the daemon's: its descriptors are close-on-exec already, this makes
-  // sure of any a library opened without it.
-  sys(SYS_close_range, 3, ~0U, 0);
+  // sure of any a library opened without it. The report pipe stays (close-on-exec).
+  if (c.report_w > 3) sys(SYS_close_range, 3, c.report_w - 1, 0);
+  sys(SYS_close_range, c.report_w + 1, ~0U, 0);
 
   sys(SYS_umask, c.umask);
   sys(SYS_prlimit64, 0, RLIMIT_NOFILE, &c.nofile, nullptr);
@@ -339,8 +349,6 @@ void Spawner::start(const std::string& job, const config::JobSpec& spec, const C
   }
   Child& c = *child;
   c.job = job;
-  c.stage = Stage::none;
-  c.err = 0;
   c.switch_ids = false;
   c.user.clear();
   c.groups.clear();
@@ -349,6 +357,15 @@ void Spawner::start(const std::string& job, const config::JobSpec& spec, const C
     spare_.push_back(std::move(child));
     return;
   }
+
+  int report[2];
+  if (::pipe2(report, O_CLOEXEC) < 0) {
+    done_.push_back({job, {0, "cannot fork: no pipe for its report: " + fs::errno_text(errno)}});
+    spare_.push_back(std::move(child));
+    return;
+  }
+  c.report_r = report[0];
+  c.report_w = report[1];
 
   // No signal may reach a handler of the daemon's in a child that shares its memory:
   // block them all across the clone (the child unblocks them once they are defaults).
@@ -362,8 +379,10 @@ void Spawner::start(const std::string& job, const config::JobSpec& spec, const C
   const pid_t pid = ::clone(child_main, top, flags, &c, nullptr, nullptr, &c.alive);
   const int clone_err = errno;
   ::pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  ::close(report[1]);  // the child has its own copy; ours would hide its end of file
   if (pid < 0) {
     c.alive = 0;
+    ::close(report[0]);
     done_.push_back({job, {0, "cannot fork: " + fs::errno_text(clone_err)}});
     spare_.push_back(std::move(child));
     return;
@@ -382,14 +401,25 @@ void Spawner::settle_oldest() {
     if (v == 0) break;
     ::syscall(SYS_futex, &c.alive, FUTEX_WAIT, v, nullptr, nullptr, 0);
   }
+  // Past its exec (or its exit) the child no longer uses this memory. Its report comes
+  // next: end of file once the exec closed the pipe, or why it did not exec. Either is a
+  // moment away, so this read waits no longer than the futex did.
+  Report report{Stage::none, 0};
+  ssize_t n;
+  do {
+    n = ::read(c.report_r, &report, sizeof report);
+  } while (n < 0 && errno == EINTR);
+  ::close(c.report_r);
+  c.report_r = c.report_w = -1;
+  if (n != static_cast<ssize_t>(sizeof report)) report = {Stage::none, 0};
   Outcome o{std::move(c.job), {c.pid, {}}};
-  if (c.stage != Stage::none) {
+  if (report.stage != Stage::none) {
     // The child failed before exec and is exiting: reap it here, so it is never
     // mistaken for a job's exit or an orphan.
     ::waitpid(c.pid, nullptr, 0);
     o.result.pid = 0;
-    const std::string why = fs::errno_text(c.err);
-    switch (c.stage) {
+    const std::string why = fs::errno_text(report.err);
+    switch (report.stage) {
       case Stage::none: break;
       case Stage::setsid: o.result.error = "cannot create a session: " + why; break;
       case Stage::stdio: o.result.error = "cannot set up stdin/stdout/stderr: " + why; break;

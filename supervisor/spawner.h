@@ -1,4 +1,4 @@
-// Starts job processes: our own vfork + exec (not uv_spawn, which has no umask, no process
+// Starts job processes: our own clone + exec (not uv_spawn, which has no umask, no process
 // group of our choosing and reaps its own children). Everything that can fail is checked
 // in the parent where it can be; what fails in the child (chdir, setuid, exec) comes back
 // as the job's failure reason, never as an anonymous exit 127.

@@ -180,6 +180,27 @@ def test_exec_failure_is_the_reason_not_exit_127(vigil, tmp_path):
         assert s["last_exit"] is None  # never an anonymous exit 127
 
 
+def test_vigild_started_without_stdio_still_gives_jobs_theirs(vigil, tmp_path):
+    # Started with descriptors 0, 1 and 2 closed (as some init scripts do), vigild's own
+    # files must not take their numbers: the job's stdio is still /dev/null and its logs.
+    fd0 = tmp_path / "fd0"
+    vigil.write_config({"io": {"command": ["/bin/sh", "-c", f"readlink /proc/self/fd/0 > {fd0}; "
+                                           "echo to-out; echo to-err >&2; exec sleep 60"],
+                               "start_seconds": 0}})
+
+    def close_stdio():
+        for fd in (0, 1, 2):
+            os.close(fd)
+
+    vigil.start(check=False, preexec_fn=close_stdio)
+    vigil.wait_state("io", "running")
+    wait_until(lambda: fd0.exists() and fd0.read_text() == "/dev/null\n", what="the job's stdin")
+    out = pathlib.Path(vigil.status("io")["stdout"])
+    err = pathlib.Path(vigil.status("io")["stderr"])
+    wait_until(lambda: out.exists() and out.read_text() == "to-out\n", what="stdout log")
+    wait_until(lambda: err.exists() and err.read_text() == "to-err\n", what="stderr log")
+
+
 def test_a_job_ignoring_sigterm_and_its_child_are_gone_within_stop_timeout(vigil, tmp_path):
     pids_file = tmp_path / "pids"
     vigil.write_config({"stubborn": {"command": helper_cmd("ignore-term", pids_file, "child"),
