@@ -195,7 +195,7 @@ int Daemon::run() {
   sup_.load(cfg_.jobs, now(), fx_);
   // Each job holds its own definition from now on; a second copy of 1000 of them is
   // memory for nothing.
-  cfg_.jobs = {};
+  std::vector<config::JobSpec>().swap(cfg_.jobs);  // `= {}` would keep the capacity
   run_effects();
   ::malloc_trim(0);  // what loading the config and starting the jobs took and gave back
   uv_run(&loop_, UV_RUN_DEFAULT);
@@ -287,17 +287,20 @@ void Daemon::run_effect(const core::Effect& effect) {
 }
 
 JobOutput& Daemon::output_for(const core::Job& job) {
-  auto& slot = outputs_[job.name()];
-  if (!slot) {
-    const std::string name = job.name();
+  auto [it, added] = outputs_.try_emplace(job.name());
+  auto& slot = it->second;
+  if (added) {
+    // The map's key lives as long as the JobOutput: the callbacks point at it rather than
+    // carry a copy of the name each (which std::function would put on the heap).
+    const std::string* name = &it->first;
     slot = std::make_unique<JobOutput>(
         &loop_, *writer_, job.spec(),
-        [this, name](JobOutput::Stream s, std::string_view text) { on_output(name, s, text); },
+        [this, name](JobOutput::Stream s, std::string_view text) { on_output(*name, s, text); },
         [this, name](const std::string& error) {
           if (error.empty()) {
-            log_.info(name + ": writing its log works again");
+            log_.info(*name + ": writing its log works again");
           } else {
-            log_.error(name + ": " + error + "; the job keeps running, its output is dropped");
+            log_.error(*name + ": " + error + "; the job keeps running, its output is dropped");
           }
         });
   } else {

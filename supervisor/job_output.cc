@@ -24,10 +24,6 @@ constexpr std::size_t kMaxInFlight = 4 * LogWriter::kChunkSize;
 // A larger pipe means fewer wakeups for a job writing flat out.
 constexpr int kPipeSize = 1024 * 1024;
 
-LogPolicy policy_of(const config::JobSpec& spec) {
-  return LogPolicy{spec.log_max_size, spec.log_backups, 0640};
-}
-
 bool logged(const config::Output& o) { return o.kind == config::Output::Kind::file; }
 
 }  // namespace
@@ -36,8 +32,8 @@ struct JobOutput::Reader {
   JobOutput* owner;
   uv_pipe_t* pipe;
   Stream stream;
-  LogWriter::StreamId id;
-  Chunk pending;  // the buffer handed to libuv for the next read
+  LogWriter::StreamId id = 0;  // the file it writes to, once it has written
+  Chunk pending;               // the buffer handed to libuv for the next read
   bool paused = false;
   LineStamper stamper;  // for log_timestamps
 };
@@ -49,49 +45,76 @@ ChildStdio::~ChildStdio() {
 
 JobOutput::JobOutput(uv_loop_t* loop, LogWriter& writer, const config::JobSpec& spec, Tap tap,
                      Alarm alarm)
-    : loop_(loop), writer_(writer), tap_(std::move(tap)), alarm_(std::move(alarm)), spec_(spec) {
-  open_streams(spec_);
+    : loop_(loop), writer_(writer), tap_(std::move(tap)), alarm_(std::move(alarm)) {
+  set_plan(spec);
 }
 
 JobOutput::~JobOutput() {
   while (!readers_.empty()) remove_reader(readers_.front().get());
-  close_streams();
+  close_sink(out_);
+  close_sink(err_);
+  for (auto& s : retired_) close_sink(s);
 }
 
-void JobOutput::open_streams(const config::JobSpec& spec) {
-  const LogPolicy policy = policy_of(spec);
-  if (logged(spec.stdout_log)) {
-    out_id_ = writer_.open(spec.stdout_log.path, policy,
-                           [this](std::size_t n) { written(out_id_, n); });
-  }
-  if (logged(spec.stderr_log)) {
-    err_id_ = writer_.open(spec.stderr_log.path, policy,
-                           [this](std::size_t n) { written(err_id_, n); });
-  }
+void JobOutput::set_plan(const config::JobSpec& spec) {
+  out_.where = spec.stdout_log;
+  err_.where = spec.stderr_log;
+  policy_ = LogPolicy{spec.log_max_size, spec.log_backups, 0640};
+  timestamps_ = spec.log_timestamps;
 }
 
-void JobOutput::close_streams() {
-  if (out_id_ != 0) writer_.close(out_id_);
-  if (err_id_ != 0) writer_.close(err_id_);
-  out_id_ = err_id_ = 0;
+void JobOutput::close_sink(Sink& s) {
+  if (s.id != 0) writer_.close(s.id);
+  s.id = 0;
+  s.in_flight = 0;
 }
 
 void JobOutput::redefine(const config::JobSpec& spec) {
-  const bool same_files = spec.stdout_log == spec_.stdout_log && spec.stderr_log == spec_.stderr_log;
-  spec_ = spec;
-  if (same_files) {
-    if (out_id_ != 0) writer_.set_policy(out_id_, policy_of(spec));
-    if (err_id_ != 0) writer_.set_policy(err_id_, policy_of(spec));
+  if (spec.stdout_log == out_.where && spec.stderr_log == err_.where) {
+    set_plan(spec);
+    for (Sink* s : {&out_, &err_}) {
+      if (s->id != 0) writer_.set_policy(s->id, policy_);
+    }
     return;
   }
-  // Other files: readers of the old pipes go on draining into the old files until EOF.
-  for (auto& r : readers_) r->id = 0;
-  close_streams();
-  open_streams(spec_);
+  // Other files. Pipes of the old process that wrote to the old ones go on until their
+  // end of file; the old files close after them.
+  for (Sink* s : {&out_, &err_}) {
+    const bool in_use = s->id != 0 && std::any_of(readers_.begin(), readers_.end(),
+                                                  [&](const auto& r) { return r->id == s->id; });
+    if (in_use) {
+      retired_.push_back(*s);
+      s->id = 0;
+      s->in_flight = 0;
+    } else {
+      close_sink(*s);
+    }
+  }
+  set_plan(spec);
+}
+
+LogWriter::StreamId JobOutput::stream_for(Reader& r) {
+  if (r.id != 0) return r.id;
+  Sink& s = r.stream == Stream::out ? out_ : err_;
+  if (s.id == 0) {
+    s.id = writer_.open(s.where.path, policy_,
+                        [this](LogWriter::StreamId id, std::size_t n) { written(id, n); });
+  }
+  return r.id = s.id;
+}
+
+JobOutput::Sink* JobOutput::find_sink(LogWriter::StreamId id) {
+  for (Sink* s : {&out_, &err_}) {
+    if (s->id == id) return s;
+  }
+  for (auto& s : retired_) {
+    if (s.id == id) return &s;
+  }
+  return nullptr;
 }
 
 std::string JobOutput::prepare(ChildStdio& io) {
-  auto make = [&](const config::Output& o, Stream stream, LogWriter::StreamId id) -> int {
+  auto make = [&](const config::Output& o, Stream stream) -> int {
     if (!logged(o)) {
       int fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
       return fd < 0 ? -errno : fd;
@@ -99,20 +122,20 @@ std::string JobOutput::prepare(ChildStdio& io) {
     int p[2];
     if (::pipe2(p, O_CLOEXEC) < 0) return -errno;
     ::fcntl(p[0], F_SETPIPE_SZ, kPipeSize);  // best effort: the default works too
-    add_reader(p[0], stream, id);
+    add_reader(p[0], stream);
     return p[1];
   };
-  io.out = make(spec_.stdout_log, Stream::out, out_id_);
+  io.out = make(out_.where, Stream::out);
   if (io.out < 0) {
     int err = -io.out;
     io.out = -1;
     return "cannot create a pipe for stdout: " + fs::errno_text(err);
   }
-  if (spec_.stderr_log.kind == config::Output::Kind::merge) {
+  if (err_.where.kind == config::Output::Kind::merge) {
     io.err = io.out;
     return {};
   }
-  io.err = make(spec_.stderr_log, Stream::err, err_id_);
+  io.err = make(err_.where, Stream::err);
   if (io.err < 0) {
     int err = -io.err;
     io.err = -1;
@@ -121,8 +144,8 @@ std::string JobOutput::prepare(ChildStdio& io) {
   return {};
 }
 
-JobOutput::Reader* JobOutput::add_reader(int fd, Stream stream, LogWriter::StreamId id) {
-  auto r = std::make_unique<Reader>(Reader{this, nullptr, stream, id, {}, false, {}});
+JobOutput::Reader* JobOutput::add_reader(int fd, Stream stream) {
+  auto r = std::make_unique<Reader>(Reader{this, nullptr, stream, 0, {}, false, {}});
   r->pipe = new_handle<uv_pipe_t>(r.get());
   uv_pipe_init(loop_, r->pipe, 0);
   uv_pipe_open(r->pipe, fd);
@@ -178,13 +201,13 @@ void JobOutput::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
   }
   Chunk chunk = std::move(rd->pending);
   chunk.size = static_cast<std::size_t>(n);
-  if (self->spec_.log_timestamps) chunk = self->stamp(*rd, std::move(chunk));
+  if (self->timestamps_) chunk = self->stamp(*rd, std::move(chunk));
   if (self->tap_) self->tap_(rd->stream, std::string_view(chunk.data.get(), chunk.size));
-  if (rd->id == 0) return;  // its file was replaced by reload; nothing to write to
-  std::size_t& flight = self->in_flight_[rd->id];
-  flight += chunk.size;
-  self->writer_.write(rd->id, std::move(chunk));
-  if (flight >= kMaxInFlight) {
+  const LogWriter::StreamId id = self->stream_for(*rd);
+  Sink* sink = self->find_sink(id);
+  sink->in_flight += chunk.size;
+  self->writer_.write(id, std::move(chunk));
+  if (sink->in_flight >= kMaxInFlight) {
     uv_read_stop(s);
     rd->paused = true;
   }
@@ -194,6 +217,13 @@ void JobOutput::remove_reader(Reader* r) {
   if (r->pending.data) writer_.recycle(std::move(r->pending));
   close_handle(r->pipe);
   readers_.remove_if([&](const auto& p) { return p.get() == r; });
+  // A replaced file that no pipe writes to any more is done with.
+  retired_.remove_if([&](Sink& s) {
+    const bool in_use = std::any_of(readers_.begin(), readers_.end(),
+                                    [&](const auto& rd) { return rd->id == s.id; });
+    if (!in_use) close_sink(s);
+    return !in_use;
+  });
 }
 
 void JobOutput::written(LogWriter::StreamId id, std::size_t bytes) {
@@ -204,9 +234,10 @@ void JobOutput::written(LogWriter::StreamId id, std::size_t bytes) {
       alarm_(now);
     }
   }
-  std::size_t& flight = in_flight_[id];
-  flight -= std::min(flight, bytes);
-  if (flight >= kMaxInFlight) return;
+  Sink* sink = find_sink(id);
+  if (sink == nullptr) return;
+  sink->in_flight -= std::min(sink->in_flight, bytes);
+  if (sink->in_flight >= kMaxInFlight) return;
   for (auto& r : readers_) {
     if (r->id == id && r->paused) {
       r->paused = false;
@@ -218,7 +249,7 @@ void JobOutput::written(LogWriter::StreamId id, std::size_t bytes) {
 void JobOutput::drain() {
   for (auto& r : readers_) {
     uv_os_fd_t fd = -1;
-    if (r->id == 0 || uv_fileno(reinterpret_cast<uv_handle_t*>(r->pipe), &fd) != 0) continue;
+    if (uv_fileno(reinterpret_cast<uv_handle_t*>(r->pipe), &fd) != 0) continue;
     for (;;) {
       Chunk chunk = writer_.take_buffer();
       ssize_t n = ::read(fd, chunk.data.get(), LogWriter::kChunkSize);
@@ -227,13 +258,13 @@ void JobOutput::drain() {
         break;
       }
       chunk.size = static_cast<std::size_t>(n);
-      writer_.write(r->id, std::move(chunk));
+      writer_.write(stream_for(*r), std::move(chunk));
     }
   }
 }
 
 std::string JobOutput::log_error() const {
-  for (auto id : {out_id_, err_id_}) {
+  for (auto id : {out_.id, err_.id}) {
     if (id == 0) continue;
     auto h = writer_.health(id);
     if (!h.error.empty()) {

@@ -47,9 +47,6 @@ class JobOutput {
   void redefine(const config::JobSpec& spec);
   // Makes the descriptors for the next process. Returns "" or the reason.
   std::string prepare(ChildStdio& io);
-  // The LogWriter wrote `bytes` of this job's stream: read more if reading was paused.
-  void written(LogWriter::StreamId id, std::size_t bytes);
-  bool owns(LogWriter::StreamId id) const { return id == out_id_ || id == err_id_; }
   // Reads what is left in the pipes without waiting (at shutdown, after the jobs exit).
   void drain();
   // Health of the log files: the first error, or "".
@@ -57,9 +54,22 @@ class JobOutput {
 
  private:
   struct Reader;
-  void open_streams(const config::JobSpec& spec);
-  void close_streams();
-  Reader* add_reader(int fd, Stream stream, LogWriter::StreamId id);
+  // Where one of the job's streams goes. A log file is registered with the writer on the
+  // first output for it, so a job that never writes costs no writer state at all.
+  struct Sink {
+    config::Output where;
+    LogWriter::StreamId id = 0;  // 0: nothing written yet (or not a file)
+    std::size_t in_flight = 0;   // bytes handed to the writer, not yet written
+  };
+
+  void set_plan(const config::JobSpec& spec);
+  // The writer's stream for a reader's output, registering the file on first use.
+  LogWriter::StreamId stream_for(Reader& r);
+  Sink* find_sink(LogWriter::StreamId id);
+  void close_sink(Sink& s);
+  // The writer wrote `bytes` of this stream: read more if reading was paused.
+  void written(LogWriter::StreamId id, std::size_t bytes);
+  Reader* add_reader(int fd, Stream stream);
   void start_reading(Reader* r);
   static void on_alloc(uv_handle_t* h, std::size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
@@ -71,10 +81,13 @@ class JobOutput {
   Tap tap_;
   Alarm alarm_;
   std::string last_error_;
-  config::JobSpec spec_;
-  std::map<LogWriter::StreamId, std::size_t> in_flight_;
-  LogWriter::StreamId out_id_ = 0;  // 0: not logged to a file
-  LogWriter::StreamId err_id_ = 0;
+  // What of the job's definition capture needs: not a copy of all of it per job.
+  Sink out_, err_;
+  LogPolicy policy_;
+  bool timestamps_ = false;
+  // Files replaced by a reload that pipes of the old process still write to: closed once
+  // the last of those pipes ends.
+  std::list<Sink> retired_;
   std::list<std::unique_ptr<Reader>> readers_;  // one per live pipe (old ones drain to EOF)
 };
 

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <vector>
 
+#include "file_reaper.h"
 #include "fsutil.h"
 
 namespace vigil {
@@ -91,7 +92,12 @@ void LogFile::rotate() {
   close_file();
   if (policy_.backups > 0) {
     const std::string base = path_ + ".";
-    ::unlink((base + std::to_string(policy_.backups)).c_str());
+    const std::string oldest = base + std::to_string(policy_.backups);
+    if (reaper_ != nullptr) {
+      reaper_->remove(oldest);
+    } else {
+      ::unlink(oldest.c_str());
+    }
     for (int i = policy_.backups - 1; i >= 1; --i) {
       ::rename((base + std::to_string(i)).c_str(), (base + std::to_string(i + 1)).c_str());
     }

@@ -21,6 +21,8 @@ struct LogPolicy {
   mode_t mode = 0640;
 };
 
+class FileReaper;
+
 class LogFile {
  public:
   // The wall clock, replaceable for tests.
@@ -40,6 +42,9 @@ class LogFile {
   const std::string& path() const { return path_; }
   const LogPolicy& policy() const { return policy_; }
   void set_policy(const LogPolicy& p) { policy_ = p; }
+  // Backups that rotation drops are deleted through `reaper` (which frees their storage
+  // on a thread of its own) instead of by this caller. Null: deleted here.
+  void set_reaper(FileReaper* reaper) { reaper_ = reaper; }
   // Why the last write failed, or "" once writing works again.
   const std::string& error() const { return error_; }
   // Bytes dropped since writing last worked.
@@ -58,6 +63,7 @@ class LogFile {
   std::string path_;
   LogPolicy policy_;
   Clock clock_;
+  FileReaper* reaper_ = nullptr;
   int fd_ = -1;
   std::uint64_t size_ = 0;
   bool at_line_start_ = true;  // the file ends at a line boundary

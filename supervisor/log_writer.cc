@@ -41,7 +41,7 @@ void LogWriter::push(Job job) {
 }
 
 LogWriter::StreamId LogWriter::open(const std::string& path, const LogPolicy& policy,
-                                    std::function<void(std::size_t)> on_written) {
+                                    Written on_written) {
   const StreamId id = next_id_++;
   streams_[id] = Stream{{}, std::move(on_written)};
   Job j{Job::Kind::open, id, {}, path, policy};
@@ -129,6 +129,7 @@ void LogWriter::thread_main() {
     switch (job.kind) {
       case Job::Kind::open:
         files_[job.id] = std::make_unique<LogFile>(job.path, job.policy);
+        files_[job.id]->set_reaper(&reaper_);
         break;
       case Job::Kind::policy:
         if (auto it = files_.find(job.id); it != files_.end()) it->second->set_policy(job.policy);
@@ -190,7 +191,7 @@ void LogWriter::on_async() {
     it->second.health = d.health;
     // A copy: the callback may close this very stream.
     auto cb = it->second.on_written;
-    if (cb) cb(d.bytes);
+    if (cb) cb(d.id, d.bytes);
   }
 }
 

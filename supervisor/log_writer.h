@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "file_reaper.h"
 #include "log_file.h"
 
 namespace vigil {
@@ -46,11 +47,11 @@ class LogWriter {
   LogWriter(const LogWriter&) = delete;
   LogWriter& operator=(const LogWriter&) = delete;
 
-  // Registers a log file (opened by the thread on first write). `on_written(bytes)` runs
-  // on the loop each time a chunk of this stream reached the file (or was dropped, with
-  // the failure recorded in its health).
-  StreamId open(const std::string& path, const LogPolicy& policy,
-                std::function<void(std::size_t)> on_written);
+  // Registers a log file (opened by the thread on first write). `on_written(id, bytes)`
+  // runs on the loop each time a chunk of this stream reached the file (or was dropped,
+  // with the failure recorded in its health).
+  using Written = std::function<void(StreamId, std::size_t)>;
+  StreamId open(const std::string& path, const LogPolicy& policy, Written on_written);
   void set_policy(StreamId id, const LogPolicy& policy);
   void close(StreamId id);
   void write(StreamId id, Chunk chunk);
@@ -96,7 +97,7 @@ class LogWriter {
 
   struct Stream {
     Health health;
-    std::function<void(std::size_t)> on_written;
+    Written on_written;
   };
 
   uv_loop_t* loop_;
@@ -113,6 +114,7 @@ class LogWriter {
 
   // Owned by the thread.
   std::map<StreamId, std::unique_ptr<LogFile>> files_;
+  FileReaper reaper_;  // frees dropped backups off this thread
 
   // Owned by the loop.
   StreamId next_id_ = 1;

@@ -53,7 +53,9 @@ void Logger::attach(LogWriter& writer) {
   file_.reset();
   writer_ = &writer;
   stream_ = writer.open(path_, kDaemonLogPolicy,
-                        [this](std::size_t n) { in_flight_ -= std::min(in_flight_, n); });
+                        [this](LogWriter::StreamId, std::size_t n) {
+                          in_flight_ -= std::min(in_flight_, n);
+                        });
 }
 
 void Logger::detach() {

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <string>
 
+#include "file_reaper.h"
 #include "log_file.h"
 
 using vigil::LineStamper;
@@ -218,6 +219,49 @@ TEST_CASE("tail: at most max_bytes, from a line start, across many blocks") {
   t = vigil::tail_lines(p, 1, 100);
   CHECK(t.truncated);
   CHECK(t.text == std::string(99, 'x') + "\n");
+}
+
+namespace {
+// Descriptors of this process open on files that have been deleted.
+int deleted_files_open() {
+  int n = 0;
+  for (const auto& e : stdfs::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    const auto target = stdfs::read_symlink(e.path(), ec);
+    if (!ec && target.string().find(" (deleted)") != std::string::npos) ++n;
+  }
+  return n;
+}
+}  // namespace
+
+TEST_CASE("reaper: a dropped backup is gone at once, its storage freed by the reaper") {
+  TempDir d;
+  vigil::FileReaper reaper;
+  LogFile f(d / "j.log", LogPolicy{10, 1, 0640});
+  f.set_reaper(&reaper);
+  for (const char* line : {"aaaaaaaa\n", "bbbbbbbb\n", "cccccccc\n"}) CHECK(f.write(line));
+  // Two rotations with one backup: the first file was dropped through the reaper.
+  CHECK(read(d / "j.log") == "cccccccc\n");
+  CHECK(read(d / "j.log.1") == "bbbbbbbb\n");
+  CHECK_FALSE(stdfs::exists(d / "j.log.2"));
+  reaper.drain();
+  CHECK(reaper.pending() == 0);
+  CHECK(deleted_files_open() == 0);
+}
+
+TEST_CASE("reaper: removing what does not exist is fine, and beyond its bound it still frees") {
+  TempDir d;
+  vigil::FileReaper reaper;
+  reaper.remove(d / "never-there");
+  for (int i = 0; i < 20; ++i) {
+    const std::string p = d / ("f" + std::to_string(i));
+    std::ofstream(p) << "data";
+    reaper.remove(p);
+    CHECK_FALSE(stdfs::exists(p));
+    CHECK(reaper.pending() <= vigil::FileReaper::kMaxPending + 1);
+  }
+  reaper.drain();
+  CHECK(deleted_files_open() == 0);
 }
 
 TEST_CASE("line stamper: one stamp per line, partial lines keep their first stamp") {
