@@ -23,17 +23,22 @@ namespace {
 constexpr std::size_t kMaxInFlight = 4 * LogWriter::kChunkSize;
 // A larger pipe means fewer wakeups for a job writing flat out.
 constexpr int kPipeSize = 1024 * 1024;
+// Chunks read from one pipe per wakeup at most (libuv's own streams read up to 32).
+constexpr int kReadsPerWakeup = 16;
 
 bool logged(const config::Output& o) { return o.kind == config::Output::Kind::file; }
 
 }  // namespace
 
+// One pipe from a job, read by the loop. A uv_poll_t and read(2) rather than a uv_pipe_t
+// and uv_read_start: the same reads, with a handle of 160 bytes instead of 264 and no
+// read buffer held between reads (a thousand jobs, two pipes each).
 struct JobOutput::Reader {
   JobOutput* owner;
-  uv_pipe_t* pipe;
+  uv_poll_t* poll;
+  int fd;
   Stream stream;
   LogWriter::StreamId id = 0;  // the file it writes to, once it has written
-  Chunk pending;               // the buffer handed to libuv for the next read
   bool paused = false;
   LineStamper stamper;  // for log_timestamps
 };
@@ -122,6 +127,7 @@ std::string JobOutput::prepare(ChildStdio& io) {
     int p[2];
     if (::pipe2(p, O_CLOEXEC) < 0) return -errno;
     ::fcntl(p[0], F_SETPIPE_SZ, kPipeSize);  // best effort: the default works too
+    ::fcntl(p[0], F_SETFL, O_NONBLOCK);      // ours only: the job's end stays blocking
     add_reader(p[0], stream);
     return p[1];
   };
@@ -145,10 +151,9 @@ std::string JobOutput::prepare(ChildStdio& io) {
 }
 
 JobOutput::Reader* JobOutput::add_reader(int fd, Stream stream) {
-  auto r = std::make_unique<Reader>(Reader{this, nullptr, stream, 0, {}, false, {}});
-  r->pipe = new_handle<uv_pipe_t>(r.get());
-  uv_pipe_init(loop_, r->pipe, 0);
-  uv_pipe_open(r->pipe, fd);
+  auto r = std::make_unique<Reader>(Reader{this, nullptr, fd, stream, 0, false, {}});
+  r->poll = new_handle<uv_poll_t>(r.get());
+  uv_poll_init(loop_, r->poll, fd);
   Reader* raw = r.get();
   readers_.push_back(std::move(r));
   start_reading(raw);
@@ -175,47 +180,54 @@ Chunk JobOutput::stamp(Reader& r, Chunk raw) {
 }
 
 void JobOutput::start_reading(Reader* r) {
-  // Named functions, not stored pointers: uv_read_stop() forgets the callbacks, and a
-  // paused reader must be able to start again.
-  uv_read_start(reinterpret_cast<uv_stream_t*>(r->pipe), &JobOutput::on_alloc,
-                &JobOutput::on_read);
+  uv_poll_start(r->poll, UV_READABLE | UV_DISCONNECT, &JobOutput::on_poll);
 }
 
-void JobOutput::on_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf) {
+void JobOutput::on_poll(uv_poll_t* h, int status, int) {
   auto* rd = static_cast<Reader*>(h->data);
-  if (rd == nullptr) {
-    *buf = uv_buf_init(nullptr, 0);
+  if (rd == nullptr) return;
+  JobOutput* self = rd->owner;
+  // Up to a few chunks at a time, then back to the loop (which calls again while there is
+  // more: level-triggered), so one flooding job cannot keep the others waiting.
+  if (status < 0) {  // the pipe failed: as good as its end
+    self->remove_reader(rd);
     return;
   }
-  if (!rd->pending.data) rd->pending = rd->owner->writer_.take_buffer();
-  *buf = uv_buf_init(rd->pending.data.get(), LogWriter::kChunkSize);
+  for (int i = 0; i < kReadsPerWakeup && !rd->paused; ++i) {
+    Chunk chunk = self->writer_.take_buffer();
+    const ssize_t n = ::read(rd->fd, chunk.data.get(), LogWriter::kChunkSize);
+    const int err = n < 0 ? errno : 0;
+    if (err == EINTR || err == EAGAIN || err == EWOULDBLOCK) {
+      self->writer_.recycle(std::move(chunk));
+      if (err == EINTR) continue;
+      return;  // all read: the loop calls again when there is more
+    }
+    if (n <= 0) {  // EOF (every writer of this pipe is gone), or the pipe failed
+      self->writer_.recycle(std::move(chunk));  // it serves the next job that writes
+      self->remove_reader(rd);
+      return;
+    }
+    chunk.size = static_cast<std::size_t>(n);
+    self->consume(*rd, std::move(chunk));
+  }
 }
 
-void JobOutput::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
-  auto* rd = static_cast<Reader*>(s->data);
-  if (rd == nullptr || n == 0) return;
-  JobOutput* self = rd->owner;
-  if (n < 0) {  // EOF: every writer of this pipe is gone
-    self->remove_reader(rd);  // its buffer serves the next job that writes
-    return;
-  }
-  Chunk chunk = std::move(rd->pending);
-  chunk.size = static_cast<std::size_t>(n);
-  if (self->timestamps_) chunk = self->stamp(*rd, std::move(chunk));
-  if (self->tap_) self->tap_(rd->stream, std::string_view(chunk.data.get(), chunk.size));
-  const LogWriter::StreamId id = self->stream_for(*rd);
-  Sink* sink = self->find_sink(id);
+void JobOutput::consume(Reader& rd, Chunk chunk) {
+  if (timestamps_) chunk = stamp(rd, std::move(chunk));
+  if (tap_) tap_(rd.stream, std::string_view(chunk.data.get(), chunk.size));
+  const LogWriter::StreamId id = stream_for(rd);
+  Sink* sink = find_sink(id);
   sink->in_flight += chunk.size;
-  self->writer_.write(id, std::move(chunk));
+  writer_.write(id, std::move(chunk));
   if (sink->in_flight >= kMaxInFlight) {
-    uv_read_stop(s);
-    rd->paused = true;
+    uv_poll_stop(rd.poll);
+    rd.paused = true;
   }
 }
 
 void JobOutput::remove_reader(Reader* r) {
-  if (r->pending.data) writer_.recycle(std::move(r->pending));
-  close_handle(r->pipe);
+  close_handle(r->poll);  // stops polling: only then may the descriptor close
+  ::close(r->fd);
   readers_.remove_if([&](const auto& p) { return p.get() == r; });
   // A replaced file that no pipe writes to any more is done with.
   retired_.remove_if([&](Sink& s) {
@@ -248,11 +260,9 @@ void JobOutput::written(LogWriter::StreamId id, std::size_t bytes) {
 
 void JobOutput::drain() {
   for (auto& r : readers_) {
-    uv_os_fd_t fd = -1;
-    if (uv_fileno(reinterpret_cast<uv_handle_t*>(r->pipe), &fd) != 0) continue;
     for (;;) {
       Chunk chunk = writer_.take_buffer();
-      ssize_t n = ::read(fd, chunk.data.get(), LogWriter::kChunkSize);
+      ssize_t n = ::read(r->fd, chunk.data.get(), LogWriter::kChunkSize);
       if (n <= 0) {  // EOF, or nothing more without waiting (the pipe is non-blocking)
         writer_.recycle(std::move(chunk));
         break;

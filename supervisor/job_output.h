@@ -71,8 +71,9 @@ class JobOutput {
   void written(LogWriter::StreamId id, std::size_t bytes);
   Reader* add_reader(int fd, Stream stream);
   void start_reading(Reader* r);
-  static void on_alloc(uv_handle_t* h, std::size_t suggested, uv_buf_t* buf);
-  static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
+  static void on_poll(uv_poll_t* h, int status, int events);
+  // Output read from a pipe: stamped, shown to followers, handed to the writer.
+  void consume(Reader& r, Chunk chunk);
   void remove_reader(Reader* r);
   Chunk stamp(Reader& r, Chunk raw);
 
