@@ -1,7 +1,6 @@
 // vigild's loop: events in, Effects out.
 #include "daemon.h"
 
-#include <malloc.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/prctl.h>
@@ -16,6 +15,7 @@
 #include "fsutil.h"
 #include "handlers.h"
 #include "job_output.h"
+#include "resident.h"
 #include "values.h"
 #include "vigil_version.h"
 
@@ -197,7 +197,7 @@ int Daemon::run() {
   // memory for nothing.
   std::vector<config::JobSpec>().swap(cfg_.jobs);  // `= {}` would keep the capacity
   run_effects();
-  ::malloc_trim(0);  // what loading the config and starting the jobs took and gave back
+  release_startup_memory();
   uv_run(&loop_, UV_RUN_DEFAULT);
   return exit_code_;
 }
@@ -294,7 +294,7 @@ JobOutput& Daemon::output_for(const core::Job& job) {
     // carry a copy of the name each (which std::function would put on the heap).
     const std::string* name = &it->first;
     slot = std::make_unique<JobOutput>(
-        &loop_, *writer_, job.spec(),
+        &loop_, *writer_, job.shared_spec(),
         [this, name](JobOutput::Stream s, std::string_view text) { on_output(*name, s, text); },
         [this, name](const std::string& error) {
           if (error.empty()) {
@@ -304,7 +304,7 @@ JobOutput& Daemon::output_for(const core::Job& job) {
           }
         });
   } else {
-    slot->redefine(job.spec());
+    slot->redefine(job.shared_spec());
   }
   return *slot;
 }
@@ -484,6 +484,8 @@ std::variant<core::ReloadReport, std::vector<std::string>> Daemon::reload() {
             "; removed " + join(report.removed) + "; " + std::to_string(report.unchanged.size()) +
             " unchanged");
   run_effects();
+  loaded = {};
+  release_startup_memory();  // the loader ran again: its code and heap go back as at start
   return report;
 }
 

@@ -48,11 +48,12 @@ ChildStdio::~ChildStdio() {
   if (out >= 0) ::close(out);
 }
 
-JobOutput::JobOutput(uv_loop_t* loop, LogWriter& writer, const config::JobSpec& spec, Tap tap,
-                     Alarm alarm)
-    : loop_(loop), writer_(writer), tap_(std::move(tap)), alarm_(std::move(alarm)) {
-  set_plan(spec);
-}
+JobOutput::JobOutput(uv_loop_t* loop, LogWriter& writer, Spec spec, Tap tap, Alarm alarm)
+    : loop_(loop),
+      writer_(writer),
+      tap_(std::move(tap)),
+      alarm_(std::move(alarm)),
+      spec_(std::move(spec)) {}
 
 JobOutput::~JobOutput() {
   while (!readers_.empty()) remove_reader(readers_.front().get());
@@ -61,11 +62,12 @@ JobOutput::~JobOutput() {
   for (auto& s : retired_) close_sink(s);
 }
 
-void JobOutput::set_plan(const config::JobSpec& spec) {
-  out_.where = spec.stdout_log;
-  err_.where = spec.stderr_log;
-  policy_ = LogPolicy{spec.log_max_size, spec.log_backups, 0640};
-  timestamps_ = spec.log_timestamps;
+LogPolicy JobOutput::policy() const {
+  return LogPolicy{spec_->log_max_size, spec_->log_backups, 0640};
+}
+
+const config::Output& JobOutput::where(Stream s) const {
+  return s == Stream::out ? spec_->stdout_log : spec_->stderr_log;
 }
 
 void JobOutput::close_sink(Sink& s) {
@@ -74,11 +76,14 @@ void JobOutput::close_sink(Sink& s) {
   s.in_flight = 0;
 }
 
-void JobOutput::redefine(const config::JobSpec& spec) {
-  if (spec.stdout_log == out_.where && spec.stderr_log == err_.where) {
-    set_plan(spec);
+void JobOutput::redefine(Spec spec) {
+  if (spec == spec_) return;
+  const bool same_files =
+      spec->stdout_log == spec_->stdout_log && spec->stderr_log == spec_->stderr_log;
+  if (same_files) {
+    spec_ = std::move(spec);
     for (Sink* s : {&out_, &err_}) {
-      if (s->id != 0) writer_.set_policy(s->id, policy_);
+      if (s->id != 0) writer_.set_policy(s->id, policy());
     }
     return;
   }
@@ -95,14 +100,14 @@ void JobOutput::redefine(const config::JobSpec& spec) {
       close_sink(*s);
     }
   }
-  set_plan(spec);
+  spec_ = std::move(spec);
 }
 
 LogWriter::StreamId JobOutput::stream_for(Reader& r) {
   if (r.id != 0) return r.id;
   Sink& s = r.stream == Stream::out ? out_ : err_;
   if (s.id == 0) {
-    s.id = writer_.open(s.where.path, policy_,
+    s.id = writer_.open(where(r.stream).path, policy(),
                         [this](LogWriter::StreamId id, std::size_t n) { written(id, n); });
   }
   return r.id = s.id;
@@ -131,17 +136,17 @@ std::string JobOutput::prepare(ChildStdio& io) {
     add_reader(p[0], stream);
     return p[1];
   };
-  io.out = make(out_.where, Stream::out);
+  io.out = make(spec_->stdout_log, Stream::out);
   if (io.out < 0) {
     int err = -io.out;
     io.out = -1;
     return "cannot create a pipe for stdout: " + fs::errno_text(err);
   }
-  if (err_.where.kind == config::Output::Kind::merge) {
+  if (spec_->stderr_log.kind == config::Output::Kind::merge) {
     io.err = io.out;
     return {};
   }
-  io.err = make(err_.where, Stream::err);
+  io.err = make(spec_->stderr_log, Stream::err);
   if (io.err < 0) {
     int err = -io.err;
     io.err = -1;
@@ -213,7 +218,7 @@ void JobOutput::on_poll(uv_poll_t* h, int status, int) {
 }
 
 void JobOutput::consume(Reader& rd, Chunk chunk) {
-  if (timestamps_) chunk = stamp(rd, std::move(chunk));
+  if (spec_->log_timestamps) chunk = stamp(rd, std::move(chunk));
   if (tap_) tap_(rd.stream, std::string_view(chunk.data.get(), chunk.size));
   const LogWriter::StreamId id = stream_for(rd);
   Sink* sink = find_sink(id);

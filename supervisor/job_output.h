@@ -37,14 +37,14 @@ class JobOutput {
   // Called when writing a log starts failing (with the reason) or works again ("").
   using Alarm = std::function<void(const std::string&)>;
 
-  JobOutput(uv_loop_t* loop, LogWriter& writer, const config::JobSpec& spec, Tap tap,
-            Alarm alarm);
+  using Spec = std::shared_ptr<const config::JobSpec>;
+  JobOutput(uv_loop_t* loop, LogWriter& writer, Spec spec, Tap tap, Alarm alarm);
   ~JobOutput();
   JobOutput(const JobOutput&) = delete;
   JobOutput& operator=(const JobOutput&) = delete;
 
   // Takes the new definition's paths and rotation settings for the next spawn.
-  void redefine(const config::JobSpec& spec);
+  void redefine(Spec spec);
   // Makes the descriptors for the next process. Returns "" or the reason.
   std::string prepare(ChildStdio& io);
   // Reads what is left in the pipes without waiting (at shutdown, after the jobs exit).
@@ -57,12 +57,12 @@ class JobOutput {
   // Where one of the job's streams goes. A log file is registered with the writer on the
   // first output for it, so a job that never writes costs no writer state at all.
   struct Sink {
-    config::Output where;
     LogWriter::StreamId id = 0;  // 0: nothing written yet (or not a file)
     std::size_t in_flight = 0;   // bytes handed to the writer, not yet written
   };
 
-  void set_plan(const config::JobSpec& spec);
+  LogPolicy policy() const;
+  const config::Output& where(Stream s) const;
   // The writer's stream for a reader's output, registering the file on first use.
   LogWriter::StreamId stream_for(Reader& r);
   Sink* find_sink(LogWriter::StreamId id);
@@ -82,10 +82,8 @@ class JobOutput {
   Tap tap_;
   Alarm alarm_;
   std::string last_error_;
-  // What of the job's definition capture needs: not a copy of all of it per job.
+  Spec spec_;  // the job's own definition, shared with it: paths, rotation, timestamps
   Sink out_, err_;
-  LogPolicy policy_;
-  bool timestamps_ = false;
   // Files replaced by a reload that pipes of the old process still write to: closed once
   // the last of those pipes ends.
   std::list<Sink> retired_;

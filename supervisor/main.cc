@@ -55,6 +55,11 @@ int main(int argc, char** argv) {
   // One malloc arena for both threads (the loop and the log writer): a second arena
   // costs more resident memory than the rare contention between the two.
   ::mallopt(M_ARENA_MAX, 1);
+  // Big buffers (a status answer for 1000 jobs, a log tail, a 256 KiB log chunk) come
+  // from mmap and go back to the system when freed, instead of growing a heap that the
+  // small allocations made meanwhile keep from shrinking. Setting it also stops glibc
+  // from raising the threshold after each such free.
+  ::mallopt(M_MMAP_THRESHOLD, 64 * 1024);
   Options opt;
   std::vector<std::string> args(argv + 1, argv + argc);
   for (std::size_t i = 0; i < args.size(); ++i) {

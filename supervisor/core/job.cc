@@ -80,7 +80,20 @@ milliseconds stable_after(const config::JobSpec& spec) {
   return std::max(spec.backoff.max, spec.start_seconds);
 }
 
-Job::Job(config::JobSpec spec) : spec_(std::move(spec)) {}
+namespace {
+
+// Where a job was written is the loader's business (it reports a job defined twice); the
+// table keeps no copy of the file's path per job.
+std::shared_ptr<const config::JobSpec> own(config::JobSpec spec) {
+  spec.defined_at = {};
+  return std::make_shared<const config::JobSpec>(std::move(spec));
+}
+
+}  // namespace
+
+Job::Job(config::JobSpec spec) : spec_(own(std::move(spec))) {}
+
+void Job::redefine(config::JobSpec spec) { spec_ = own(std::move(spec)); }
 
 std::optional<milliseconds> Job::uptime(const Instant& now) const {
   if (state_ != State::running && state_ != State::starting && state_ != State::stopping) {
@@ -92,8 +105,8 @@ std::optional<milliseconds> Job::uptime(const Instant& now) const {
 
 std::string Job::failure_log() const {
   using Kind = config::Output::Kind;
-  if (spec_.stderr_log.kind == Kind::file) return spec_.stderr_log.path;
-  if (spec_.stdout_log.kind == Kind::file) return spec_.stdout_log.path;
+  if (spec_->stderr_log.kind == Kind::file) return spec_->stderr_log.path;
+  if (spec_->stdout_log.kind == Kind::file) return spec_->stdout_log.path;
   return {};
 }
 
@@ -168,11 +181,11 @@ void Job::spawned(pid_t pid, const Instant& now, Effects& out) {
   spawned_at_ = now;
   reason_.clear();
   become(State::starting, now, out);
-  if (spec_.start_seconds.count() <= 0) {
+  if (spec_->start_seconds.count() <= 0) {
     failed_starts_ = 0;
     become(State::running, now, out);
   } else {
-    set_timer(now.mono + spec_.start_seconds, out);
+    set_timer(now.mono + spec_->start_seconds, out);
   }
 }
 
@@ -192,12 +205,12 @@ void Job::exited(ExitStatus status, const Instant& now, Effects& out) {
 
   // A leader's exit ends its job: stragglers left in its process group would otherwise
   // outlive it and be orphaned (they may hold the job's ports or files).
-  if (spec_.kill_group && was > 0) out.push_back(Kill{name(), was, kSigKill, true});
+  if (spec_->kill_group && was > 0) out.push_back(Kill{name(), was, kSigKill, true});
 
   switch (state_) {
     case State::starting:
       clear_timer(out);
-      if (is_success(spec_, status) && spec_.restart != config::RestartPolicy::always) {
+      if (is_success(*spec_, status) && spec_->restart != config::RestartPolicy::always) {
         // A one-shot job that finished its work quickly: done, not a failed start.
         reason_.clear();
         become(State::exited, now, out, status);
@@ -208,15 +221,15 @@ void Job::exited(ExitStatus status, const Instant& now, Effects& out) {
       return;
 
     case State::running: {
-      const bool success = is_success(spec_, status);
-      const bool again = spec_.restart == config::RestartPolicy::always ||
-                         (spec_.restart == config::RestartPolicy::on_failure && !success);
+      const bool success = is_success(*spec_, status);
+      const bool again = spec_->restart == config::RestartPolicy::always ||
+                         (spec_->restart == config::RestartPolicy::on_failure && !success);
       reason_ = success ? std::string{} : describe(status) + " after " + format_run(ran);
       if (!again) {
         become(State::exited, now, out, status);
         return;
       }
-      if (ran >= stable_after(spec_)) {
+      if (ran >= stable_after(*spec_)) {
         // It ran stably: the crash is news, not a loop. Restart at once.
         crash_streak_ = 0;
         become(State::exited, now, out, status);
@@ -261,9 +274,9 @@ void Job::timer_fired(const Instant& now, Effects& out) {
       spawn_now(now, out);
       break;
     case State::stopping:
-      reason_ = "did not stop within " + config::format_duration(spec_.stop_timeout) +
+      reason_ = "did not stop within " + config::format_duration(spec_->stop_timeout) +
                 ", killed";
-      if (pid_ > 0) out.push_back(Kill{name(), pid_, kSigKill, spec_.kill_group});
+      if (pid_ > 0) out.push_back(Kill{name(), pid_, kSigKill, spec_->kill_group});
       break;
     case State::stopped:
     case State::running:
@@ -282,7 +295,7 @@ void Job::spawn_now(const Instant&, Effects& out) {
 
 void Job::failed_start(const Instant& now, Effects& out) {
   ++failed_starts_;
-  if (failed_starts_ > spec_.start_retries) {
+  if (failed_starts_ > spec_->start_retries) {
     reason_ += " (gave up after " + std::to_string(failed_starts_) + " attempts)";
     become(State::fatal, now, out, last_exit_);
     return;
@@ -291,7 +304,7 @@ void Job::failed_start(const Instant& now, Effects& out) {
 }
 
 void Job::retry_later(int streak, const Instant& now, Effects& out) {
-  const milliseconds delay = backoff_delay(spec_.backoff, streak);
+  const milliseconds delay = backoff_delay(spec_->backoff, streak);
   become(State::backoff, now, out, last_exit_);
   if (delay.count() <= 0) {
     ++restarts_;
@@ -304,14 +317,14 @@ void Job::retry_later(int streak, const Instant& now, Effects& out) {
 void Job::send_stop(const Instant& now, Effects& out) {
   clear_timer(out);
   if (pid_ > 0) {
-    out.push_back(Kill{name(), pid_, spec_.stop_signal, spec_.kill_group});
+    out.push_back(Kill{name(), pid_, spec_->stop_signal, spec_->kill_group});
     // A stopped (SIGSTOP) process cannot act on its stop signal until it runs again.
-    if (spec_.stop_signal != kSigCont && spec_.stop_signal != kSigKill) {
-      out.push_back(Kill{name(), pid_, kSigCont, spec_.kill_group});
+    if (spec_->stop_signal != kSigCont && spec_->stop_signal != kSigKill) {
+      out.push_back(Kill{name(), pid_, kSigCont, spec_->kill_group});
     }
   }
   become(State::stopping, now, out);
-  set_timer(now.mono + spec_.stop_timeout, out);
+  set_timer(now.mono + spec_->stop_timeout, out);
 }
 
 void Job::become(State to, const Instant& now, Effects& out, std::optional<ExitStatus> exit) {

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -43,10 +44,13 @@ class Job {
 
   // Replaces the definition. A job whose process is running keeps it until the next
   // spawn; reload restarts changed jobs to make the new definition take effect.
-  void redefine(config::JobSpec spec) { spec_ = std::move(spec); }
+  void redefine(config::JobSpec spec);
 
-  const config::JobSpec& spec() const { return spec_; }
-  const std::string& name() const { return spec_.name; }
+  const config::JobSpec& spec() const { return *spec_; }
+  // The definition itself, for whoever needs it beyond a call (the job's output capture):
+  // one copy per job however many hold it, immutable, alive as long as one does.
+  const std::shared_ptr<const config::JobSpec>& shared_spec() const { return spec_; }
+  const std::string& name() const { return spec_->name; }
   State state() const { return state_; }
   bool wanted_up() const { return wanted_up_; }
   pid_t pid() const { return pid_; }
@@ -71,7 +75,7 @@ class Job {
   void set_timer(milliseconds deadline, Effects& out);
   void clear_timer(Effects& out);
 
-  config::JobSpec spec_;
+  std::shared_ptr<const config::JobSpec> spec_;
 
   // What the user asked for ("up": keep it running) — apart from what it does.
   bool wanted_up_ = false;
