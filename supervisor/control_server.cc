@@ -25,16 +25,24 @@ struct WriteReq {
   std::string data;
 };
 
-// Is something alive behind this socket path? (A dead daemon's socket refuses.)
-bool socket_is_live(const std::string& path) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
+// Why the socket at `path` cannot be taken over, or "" when it can: only a socket that
+// refuses connections (nobody listens: its daemon is dead) is a stale one. A daemon that
+// accepts, or whose backlog is full (EAGAIN), is alive; one we may not even try to
+// reach (EACCES) might be, and is left alone too.
+std::string stale_socket_check(const std::string& path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return "cannot check whether " + path + " is in use: " + fs::errno_text(errno);
   struct sockaddr_un addr {};
   addr.sun_family = AF_UNIX;
   std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-  bool live = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  const int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  const int err = rc == 0 ? 0 : errno;
   ::close(fd);
-  return live;
+  if (err == ECONNREFUSED || err == ENOENT) return {};
+  if (err == 0 || err == EAGAIN || err == EINPROGRESS) {
+    return "socket " + path + " is in use by another process";
+  }
+  return "cannot check whether " + path + " is in use: " + fs::errno_text(err);
 }
 
 }  // namespace
@@ -59,7 +67,7 @@ std::string ControlServer::listen(const config::SupervisorSpec& spec) {
   struct stat st {};
   if (::lstat(path_.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) return path_ + " exists and is not a socket";
-    if (socket_is_live(path_)) return "socket " + path_ + " is in use by another process";
+    if (auto why = stale_socket_check(path_); !why.empty()) return why;
     ::unlink(path_.c_str());  // a dead daemon's socket
   }
 

@@ -5,6 +5,7 @@ import fcntl
 import os
 import pathlib
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -76,6 +77,45 @@ def test_live_socket_is_never_stolen(vigil):
         assert f"socket {vigil.socket} is in use by another process" in r.stderr
     finally:
         s.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run vigild as nobody")
+def test_a_socket_vigild_may_not_connect_to_is_left_alone(tmp_path):
+    # A live daemon's socket that this vigild (as nobody) is not allowed to connect to:
+    # that is no proof the daemon is dead, so the socket must not be replaced, even in a
+    # folder where nobody could remove it.
+    import pwd
+    import tempfile
+    nobody = pwd.getpwnam("nobody")
+    d = pathlib.Path(tempfile.mkdtemp(prefix="vigil-eacces-"))
+    try:
+        os.chmod(d, 0o777)
+        sock_path = str(d / "vigil.sock")
+        live = socket.socket(socket.AF_UNIX)
+        live.bind(sock_path)
+        os.chmod(sock_path, 0o600)
+        live.listen(1)
+        cfg = d / "vigil.yaml"
+        cfg.write_text(f"supervisor:\n  socket: {sock_path}\n  pidfile: {d}/vigild.pid\n"
+                       f"  log: {d}/vigild.log\n  log_dir: {d}/logs\njobs: {{}}\n")
+        os.chmod(cfg, 0o644)
+
+        def as_nobody():
+            os.setgroups([])
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+
+        r = subprocess.run([VIGILD, "-c", str(cfg)], capture_output=True, text=True,
+                           timeout=60, preexec_fn=as_nobody)
+        assert r.returncode == 1, r
+        assert f"cannot check whether {sock_path} is in use: Permission denied" in r.stderr
+        assert os.path.exists(sock_path)
+        c = socket.socket(socket.AF_UNIX)
+        c.connect(sock_path)  # still the live daemon's
+        c.close()
+        live.close()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def test_daemon_has_no_tty_is_not_a_session_leader_and_lives_in_root(vigil, tmp_path):
