@@ -115,6 +115,13 @@ def test_a_socket_vigild_may_not_connect_to_is_left_alone(tmp_path):
         c.close()
         live.close()
     finally:
+        # A vigild that took the socket after all must not outlive the test (its
+        # processes would count against nobody's process limit in later tests).
+        pidfile = d / "vigild.pid"
+        if pidfile.exists():
+            pid = int(pidfile.read_text())
+            os.kill(pid, signal.SIGKILL)
+            wait_until(lambda: not pid_alive(pid), what="the stray vigild to go")
         shutil.rmtree(d, ignore_errors=True)
 
 
