@@ -764,6 +764,7 @@ void Daemon::cmd_reopen_logs(ClientId c, const protocol::Request& r) {
 }
 
 bool Daemon::owed_done(ClientId c) {
+  if (!server_) return false;  // at exit: the writer's last answers go to nobody
   auto owed = answers_owed_.find(c);
   if (owed == answers_owed_.end()) return false;  // the client went away meanwhile
   if (--owed->second == 0) answers_owed_.erase(owed);
