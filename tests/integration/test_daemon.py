@@ -105,7 +105,11 @@ def test_a_socket_vigild_may_not_connect_to_is_left_alone(tmp_path):
             os.setgid(nobody.pw_gid)
             os.setuid(nobody.pw_uid)
 
-        r = subprocess.run([VIGILD, "-c", str(cfg)], capture_output=True, text=True,
+        # A copy nobody can run, wherever the build folder is (a clone in a 0700 temp
+        # dir, say). It fails before it would start its orphan guard.
+        vigild = d / "vigild"
+        shutil.copy(VIGILD, vigild)
+        r = subprocess.run([str(vigild), "-c", str(cfg)], capture_output=True, text=True,
                            timeout=60, preexec_fn=as_nobody)
         assert r.returncode == 1, r
         assert f"cannot check whether {sock_path} is in use: Permission denied" in r.stderr
