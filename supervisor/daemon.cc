@@ -312,30 +312,36 @@ JobOutput& Daemon::output_for(const core::Job& job) {
 void Daemon::on_output(const std::string& job, JobOutput::Stream stream, std::string_view text) {
   auto it = followers_.find(job);
   if (it == followers_.end()) return;
-  json fields;  // built once, for every follower of this stream
-  // A copy: a follower dropped by send() leaves the list (on_disconnect) meanwhile.
-  const std::vector<Follower> followers = it->second;
-  for (const auto& f : followers) {
-    if (f.stream != stream) continue;
-    if (fields.is_null()) {
-      fields = {{"name", job},
-                {"stream", stream == JobOutput::Stream::out ? "stdout" : "stderr"},
-                {"text", std::string(text)}};
-    }
-    std::string event = protocol::encode_event(f.id, "log", fields);
-    if (!f.answered) {
-      // Waiting for its tail: kept, within the bound a client's queue has anyway.
-      for (auto& waiting : it->second) {
-        if (waiting.client != f.client || waiting.id != f.id) continue;
-        waiting.backlog_bytes += event.size();
-        waiting.backlog.push_back(std::move(event));
-        if (waiting.backlog_bytes > kMaxQueuedOutput) server_->disconnect(f.client);
-        break;
-      }
+  // Who gets this, taken first: a follower dropped by send() leaves the list
+  // (on_disconnect) meanwhile. Not a copy of the followers themselves, backlogs and all.
+  struct Target {
+    ControlServer::ClientId client;
+    json id;
+    bool answered;
+  };
+  std::vector<Target> targets;
+  for (const auto& f : it->second) {
+    if (f.stream == stream) targets.push_back({f.client, f.id, f.answered});
+  }
+  if (targets.empty()) return;
+  const json fields = {{"name", job},
+                       {"stream", stream == JobOutput::Stream::out ? "stdout" : "stderr"},
+                       {"text", std::string(text)}};
+  for (const auto& t : targets) {
+    std::string event = protocol::encode_event(t.id, "log", fields);
+    if (t.answered) {
+      // A follower that does not keep up is dropped by the server once its queue is full.
+      server_->send(t.client, event);
       continue;
     }
-    // A follower that does not keep up is dropped by the server once its queue is full.
-    server_->send(f.client, event);
+    // Waiting for its tail: kept, within the bound a client's queue has anyway.
+    for (auto& waiting : it->second) {
+      if (waiting.client != t.client || waiting.id != t.id) continue;
+      waiting.backlog_bytes += event.size();
+      waiting.backlog.push_back(std::move(event));
+      if (waiting.backlog_bytes > kMaxQueuedOutput) server_->disconnect(t.client);
+      break;
+    }
   }
 }
 
