@@ -12,30 +12,16 @@
 
 #include "file_reaper.h"
 #include "log_file.h"
+#include "temp_dir.h"
 
 using vigil::LineStamper;
 using vigil::LogFile;
 using vigil::LogPolicy;
 namespace stdfs = std::filesystem;
+using vigil::test::TempDir;
+using vigil::test::read;
 
 namespace {
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/vigil-logfile-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { stdfs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return path + "/" + name; }
-};
-
-std::string read(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
 
 struct FakeClock {
   struct timespec now {1'700'000'000, 123'000'000};

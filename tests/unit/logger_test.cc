@@ -5,35 +5,17 @@
 #include <uv.h>
 
 #include <filesystem>
-#include <fstream>
 #include <regex>
 #include <sstream>
 #include <string>
 
 #include "log_writer.h"
 #include "logger.h"
+#include "temp_dir.h"
 
 namespace stdfs = std::filesystem;
-
-namespace {
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/vigil-logger-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { stdfs::remove_all(path); }
-};
-
-std::string read(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-}  // namespace
+using vigil::test::TempDir;
+using vigil::test::read;
 
 TEST_CASE("daemon log: timestamped lines, rotated at 10 MiB with whole lines") {
   TempDir d;
