@@ -125,7 +125,8 @@ Daemon::Daemon(config::Config cfg, config::Environment env, Logger& log)
   ::getrlimit(RLIMIT_NOFILE, &nofile);
   struct rlimit raised = nofile;
   raised.rlim_cur = nofile.rlim_max;
-  ::setrlimit(RLIMIT_NOFILE, &raised);
+  if (::setrlimit(RLIMIT_NOFILE, &raised) != 0) raised = nofile;
+  fs::set_long_lived_fd_base(raised.rlim_cur);
   spawner_ = std::make_unique<Spawner>(job_base_environment(), cfg_.supervisor.umask, nofile);
   writer_ = std::make_unique<LogWriter>(&loop_);
   log_.attach(*writer_);
@@ -236,7 +237,7 @@ void Daemon::run_effect(const core::Effect& effect) {
           [&](const core::Spawn& s) {
             core::Job* job = sup_.find(s.job);
             if (job == nullptr) return;
-            ChildStdio io;  // the parent's copies close once the child has its own
+            ChildStdio io;  // the spawned child takes it over; closed here otherwise
             if (auto err = output_for(*job).prepare(io); !err.empty()) {
               spawn_done(s.job, {0, err});
             } else {

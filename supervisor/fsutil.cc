@@ -5,10 +5,32 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
 namespace vigil::fs {
+
+namespace {
+// 0: no long-lived range. Set once at start-up; read by the loop and the log writer.
+std::atomic<int> long_lived_base{0};
+}  // namespace
+
+void set_long_lived_fd_base(rlim_t limit) {
+  // Below the base: stdio, the loop's own descriptors, up to 1024 clients and the job
+  // ends of the spawns in flight. Half the limit when it is too small for that.
+  constexpr rlim_t kBase = 2048;
+  long_lived_base = static_cast<int>(limit >= 2 * kBase ? kBase : limit / 2);
+}
+
+int keep_long_lived(int fd) {
+  const int base = long_lived_base.load(std::memory_order_relaxed);
+  if (base <= 0 || fd >= base) return fd;
+  const int high = ::fcntl(fd, F_DUPFD_CLOEXEC, base);
+  if (high < 0) return fd;  // the range is full (or the limit is lower now): keep it low
+  ::close(fd);
+  return high;
+}
 
 std::string errno_text(int err) {
   char buf[256];

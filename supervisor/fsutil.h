@@ -2,6 +2,7 @@
 // files opened without following planted symlinks, and text written atomically.
 #pragma once
 
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <string>
@@ -20,5 +21,16 @@ std::string dirname(const std::string& path);
 // Opens a log file for appending (created with `mode` if missing, its folder with 0750),
 // refusing to follow a symlink at the last component. Returns the fd or -errno.
 int open_append(const std::string& path, mode_t mode);
+
+// Where vigild keeps the descriptors it holds for as long as a job lives (the read ends
+// of job pipes, job log files): at or above a base far from the low numbers, so that the
+// low ones stay few. A new job process starts with a copy of only the low part of
+// vigild's descriptor table (see spawner.cc), which is then a few dozen entries however
+// many jobs there are. `limit` is vigild's RLIMIT_NOFILE; with a small one there is no
+// room apart, and descriptors stay where they are.
+void set_long_lived_fd_base(rlim_t limit);
+// Moves `fd` (close-on-exec) to the long-lived range and returns its new number; `fd`
+// itself if there is no room there (it is then left as it was, and still valid).
+int keep_long_lived(int fd);
 
 }  // namespace vigil::fs

@@ -131,9 +131,10 @@ std::string JobOutput::prepare(ChildStdio& io) {
     }
     int p[2];
     if (::pipe2(p, O_CLOEXEC) < 0) return -errno;
-    ::fcntl(p[0], F_SETPIPE_SZ, kPipeSize);  // best effort: the default works too
-    ::fcntl(p[0], F_SETFL, O_NONBLOCK);      // ours only: the job's end stays blocking
-    add_reader(p[0], stream);
+    const int ours = fs::keep_long_lived(p[0]);  // out of the way of new jobs' descriptors
+    ::fcntl(ours, F_SETPIPE_SZ, kPipeSize);      // best effort: the default works too
+    ::fcntl(ours, F_SETFL, O_NONBLOCK);          // ours only: the job's end stays blocking
+    add_reader(ours, stream);
     return p[1];
   };
   io.out = make(spec_->stdout_log, Stream::out);

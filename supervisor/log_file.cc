@@ -68,6 +68,7 @@ bool LogFile::open_file() {
     error_ = "cannot open " + path_ + ": " + fs::errno_text(-fd);
     return false;
   }
+  fd = fs::keep_long_lived(fd);
   struct stat st {};
   ::fstat(fd, &st);
   fd_ = fd;

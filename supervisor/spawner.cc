@@ -8,9 +8,19 @@
 // reads either end of file (the job runs) or why it does not. The parent does not wait
 // for each exec: it starts every child of a batch, then collects them all, so the execs
 // of a batch overlap.
+//
+// The child shares the daemon's descriptor table too (CLONE_FILES), and its first step is
+// to take a private copy of only the low descriptors, up to the highest one it needs
+// (close_range with CLOSE_RANGE_UNSHARE). vigild keeps what it holds per job (pipe read
+// ends, log files) above a base of its own (fs::keep_long_lived), so that copy is a few
+// dozen entries. A plain clone would copy the whole table, two entries or more per job,
+// and the child would then close them all one by one: with 1000 jobs that was most of
+// the cost of a spawn. The descriptors a child needs are the parent's until the child has
+// exec'd (Child::io), so none of them can go from under it while the table is shared.
 #include "spawner.h"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <linux/futex.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -22,6 +32,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <optional>
@@ -112,7 +123,7 @@ void c_strings(std::vector<std::string>& v, std::vector<char*>& out) {
 }
 
 // What the child leaves for the parent when a step fails, before it exits.
-enum class Stage : int { none, setsid, stdio, chdir, groups, gid, uid, exec };
+enum class Stage : int { none, files, setsid, stdio, chdir, groups, gid, uid, exec };
 
 // Makes `from` the child's descriptor `to`, without close-on-exec.
 [[gnu::always_inline]] inline long move_fd(int from, int to) {
@@ -134,6 +145,9 @@ struct Spawner::Child {
   mode_t umask = 022;
   struct rlimit nofile {};
   int stdin_fd = -1, stdout_fd = -1, stderr_fd = -1;
+  int low_end = 0;  // one past the highest descriptor the child needs
+  // The job's stdout and stderr, owned from the clone until the child has exec'd.
+  ChildStdio io;
   bool switch_ids = false;
   uid_t uid = 0;
   gid_t gid = 0;
@@ -158,6 +172,14 @@ struct Spawner::Child {
   Child& operator=(const Child&) = delete;
   ~Child() {
     if (stack != nullptr) ::munmap(stack, kGuardSize + kStackSize);
+  }
+  // Closes what the child no longer needs once it has exec'd or exited.
+  void release() {
+    ChildStdio done;
+    std::swap(done.out, io.out);
+    std::swap(done.err, io.err);
+    if (report_w >= 0) ::close(report_w);
+    report_w = -1;
   }
 };
 
@@ -190,6 +212,13 @@ __attribute__((no_sanitize("address", "undefined"), noinline)) int child_main(vo
   unsigned long none = 0;
   sys(SYS_rt_sigprocmask, SIG_SETMASK, &none, nullptr, _NSIG / 8);
 
+  // A descriptor table of its own, with only the descriptors below c.low_end in it: the
+  // rest of the daemon's are never copied, so they need no closing either. A kernel
+  // older than 5.9 has no CLOSE_RANGE_UNSHARE: the whole table is copied, then closed.
+  if (sys(SYS_close_range, c.low_end, ~0U, CLOSE_RANGE_UNSHARE) < 0) {
+    if (long rc = sys(SYS_unshare, CLONE_FILES); rc < 0) child_fail(c, Stage::files, rc);
+    sys(SYS_close_range, c.low_end, ~0U, 0);
+  }
   // Its own session and process group, so a stop reaches the whole job and nothing else.
   if (long rc = sys(SYS_setsid); rc < 0) child_fail(c, Stage::setsid, rc);
   if (long rc = move_fd(c.stdin_fd, 0); rc < 0) child_fail(c, Stage::stdio, rc);
@@ -198,7 +227,7 @@ __attribute__((no_sanitize("address", "undefined"), noinline)) int child_main(vo
   // Nothing else of the daemon's: its descriptors are close-on-exec already, this makes
   // sure of any a library opened without it. The report pipe stays (close-on-exec).
   if (c.report_w > 3) sys(SYS_close_range, 3, c.report_w - 1, 0);
-  sys(SYS_close_range, c.report_w + 1, ~0U, 0);
+  if (c.report_w + 1 < c.low_end) sys(SYS_close_range, c.report_w + 1, c.low_end - 1, 0);
 
   sys(SYS_umask, c.umask);
   sys(SYS_prlimit64, 0, RLIMIT_NOFILE, &c.nofile, nullptr);
@@ -325,7 +354,7 @@ std::string Spawner::plan(Child& c, const config::JobSpec& spec, const ChildStdi
   return {};
 }
 
-void Spawner::start(const std::string& job, const config::JobSpec& spec, const ChildStdio& io) {
+void Spawner::start(const std::string& job, const config::JobSpec& spec, ChildStdio& io) {
   // Children that have exec'd already make room, without a wait.
   while (!in_flight_.empty() && __atomic_load_n(&in_flight_.front()->alive, __ATOMIC_ACQUIRE) == 0) {
     settle_oldest();
@@ -366,6 +395,7 @@ void Spawner::start(const std::string& job, const config::JobSpec& spec, const C
   }
   c.report_r = report[0];
   c.report_w = report[1];
+  c.low_end = std::max({c.stdin_fd, c.stdout_fd, c.stderr_fd, c.report_w}) + 1;
 
   // No signal may reach a handler of the daemon's in a child that shares its memory:
   // block them all across the clone (the child unblocks them once they are defaults).
@@ -373,21 +403,24 @@ void Spawner::start(const std::string& job, const config::JobSpec& spec, const C
   ::sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &saved);
   c.alive = 1;
-  int flags = CLONE_VM | CLONE_CHILD_CLEARTID | SIGCHLD;
+  int flags = CLONE_VM | CLONE_FILES | CLONE_CHILD_CLEARTID | SIGCHLD;
   if (!kConcurrentChildren) flags |= CLONE_VFORK;
   char* top = static_cast<char*>(c.stack) + kGuardSize + kStackSize;
   const pid_t pid = ::clone(child_main, top, flags, &c, nullptr, nullptr, &c.alive);
   const int clone_err = errno;
   ::pthread_sigmask(SIG_SETMASK, &saved, nullptr);
-  ::close(report[1]);  // the child has its own copy; ours would hide its end of file
   if (pid < 0) {
     c.alive = 0;
+    c.release();
     ::close(report[0]);
     done_.push_back({job, {0, "cannot fork: " + fs::errno_text(clone_err)}});
     spare_.push_back(std::move(child));
     return;
   }
   c.pid = pid;
+  // The child reads them from the table it shares with us until it has its own copy.
+  std::swap(c.io.out, io.out);
+  std::swap(c.io.err, io.err);
   in_flight_.push_back(std::move(child));
 }
 
@@ -401,16 +434,19 @@ void Spawner::settle_oldest() {
     if (v == 0) break;
     ::syscall(SYS_futex, &c.alive, FUTEX_WAIT, v, nullptr, nullptr, 0);
   }
-  // Past its exec (or its exit) the child no longer uses this memory. Its report comes
-  // next: end of file once the exec closed the pipe, or why it did not exec. Either is a
-  // moment away, so this read waits no longer than the futex did.
+  // Past its exec (or its exit) the child no longer uses this memory, nor our
+  // descriptors. Its report comes next: end of file once the exec closed the pipe (and
+  // we closed our end), or why it did not exec. Either is a moment away, so this read
+  // waits no longer than the futex did. (A child started after this one may hold a copy
+  // of the write end for as long as it takes to reach its own close_range.)
+  c.release();
   Report report{Stage::none, 0};
   ssize_t n;
   do {
     n = ::read(c.report_r, &report, sizeof report);
   } while (n < 0 && errno == EINTR);
   ::close(c.report_r);
-  c.report_r = c.report_w = -1;
+  c.report_r = -1;
   if (n != static_cast<ssize_t>(sizeof report)) report = {Stage::none, 0};
   Outcome o{std::move(c.job), {c.pid, {}}};
   if (report.stage != Stage::none) {
@@ -421,6 +457,9 @@ void Spawner::settle_oldest() {
     const std::string why = fs::errno_text(report.err);
     switch (report.stage) {
       case Stage::none: break;
+      case Stage::files:
+        o.result.error = "cannot copy the descriptor table: " + why;
+        break;
       case Stage::setsid: o.result.error = "cannot create a session: " + why; break;
       case Stage::stdio: o.result.error = "cannot set up stdin/stdout/stderr: " + why; break;
       case Stage::chdir: o.result.error = "cannot chdir to " + c.cwd + ": " + why; break;

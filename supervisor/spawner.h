@@ -37,9 +37,10 @@ class Spawner {
   Spawner(const Spawner&) = delete;
   Spawner& operator=(const Spawner&) = delete;
 
-  // Starts `job` with `io` as its stdout and stderr (see job_output.h). The caller may
-  // close its copies of `io` as soon as this returns.
-  void start(const std::string& job, const config::JobSpec& spec, const ChildStdio& io);
+  // Starts `job` with `io` as its stdout and stderr (see job_output.h). A child that was
+  // started takes them over (and closes them once it has exec'd); otherwise `io` keeps
+  // them.
+  void start(const std::string& job, const config::JobSpec& spec, ChildStdio& io);
 
   struct Outcome {
     std::string job;

@@ -42,6 +42,42 @@ def test_cwd_env_umask_and_process_group_reach_the_job(vigil, tmp_path):
     assert "env.NOTIFY_SOCKET" not in r
 
 
+def test_many_jobs_each_get_only_their_own_stdio_and_vigild_keeps_their_pipes_apart(vigil):
+    # Each job starts from a copy of only the low part of vigild's descriptor table
+    # (spawner.cc); vigild keeps the descriptors it holds per job above a base, 2048 here.
+    # Every one of 300 jobs started together must still have exactly its own 0, 1 and 2,
+    # whatever vigild held while they were being spawned.
+    n = 300
+    vigil.write_config({f"j{i:03d}": {"command": ["/bin/sleep", "3600"], "start_seconds": 0}
+                        for i in range(n)})
+    vigil.start(preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 8192)))
+    wait_until(lambda: all(s["state"] == "running" for s in vigil.status().values()),
+               timeout=60, what="all jobs running")
+    pipes = {}
+    for i, s in enumerate(vigil.status().values()):
+        pid = s["pid"]
+        fds = sorted(int(f) for f in os.listdir(f"/proc/{pid}/fd"))
+        assert fds == [0, 1, 2], (s, fds)
+        assert os.readlink(f"/proc/{pid}/fd/0") == "/dev/null"
+        pipes[os.readlink(f"/proc/{pid}/fd/1")] = pid
+        pipes[os.readlink(f"/proc/{pid}/fd/2")] = pid
+        # And the original file limit, not the one vigild raised for itself.
+        limits = pathlib.Path(f"/proc/{pid}/limits").read_text()
+        assert [l.split()[3:5] for l in limits.splitlines()
+                if l.startswith("Max open files")] == [["1024", "8192"]]
+    assert len(pipes) == 2 * n  # a pipe of its own for each stream of each job
+    held = {}
+    for f in os.listdir(f"/proc/{vigil.pid()}/fd"):
+        try:
+            held[int(f)] = os.readlink(f"/proc/{vigil.pid()}/fd/{f}")
+        except FileNotFoundError:
+            pass
+    job_ends = [fd for fd, target in held.items() if target in pipes]
+    assert len(job_ends) == 2 * n  # vigild reads every one of them
+    assert min(job_ends) >= 2048, sorted(job_ends)[:5]
+    assert len([fd for fd in held if fd < 2048]) < 64, sorted(held)
+
+
 def test_a_job_starts_with_a_clean_signal_mask_and_default_dispositions(vigil, tmp_path):
     # Not the Python helper: Python ignores SIGPIPE and SIGXFSZ itself at startup. grep
     # reads its own status, inherited through sh and exec as vigild left it.

@@ -1,5 +1,6 @@
 // LogFile and LineStamper against real files in a temp folder, with a fake clock.
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <string>
 
 #include "file_reaper.h"
+#include "fsutil.h"
 #include "log_file.h"
 #include "temp_dir.h"
 
@@ -263,4 +265,52 @@ TEST_CASE("line stamper: one stamp per line, partial lines keep their first stam
 TEST_CASE("stamp prefix is RFC 3339 UTC with milliseconds") {
   struct timespec ts {1'795'321'210, 327'999'999};
   CHECK(LineStamper::prefix(ts) == "2026-11-22T04:20:10.327Z ");
+}
+
+namespace {
+// The descriptor of this process that is open on `path`, or -1.
+int fd_open_on(const std::string& path) {
+  for (const auto& e : stdfs::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    if (stdfs::read_symlink(e.path(), ec) == path) return std::stoi(e.path().filename());
+  }
+  return -1;
+}
+}  // namespace
+
+TEST_CASE("log files and other long-lived descriptors are kept apart from the low ones") {
+  TempDir d;
+  const std::string p = d / "j.log";
+  vigil::fs::set_long_lived_fd_base(8192);  // room apart: the base is 2048
+  {
+    LogFile f(p, LogPolicy{16, 1});
+    REQUIRE(f.write("one\n"));
+    CHECK(fd_open_on(p) >= 2048);
+    f.write("rotated away\n");  // reopened after a rotation: still apart
+    CHECK(fd_open_on(p) >= 2048);
+    CHECK(read(p) == "rotated away\n");
+  }
+  CHECK(fd_open_on(p) == -1);  // closed with the file, nothing left behind
+
+  // A descriptor at or above the base stays; one that moves is still the same file.
+  const int low = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  REQUIRE(low >= 0);
+  REQUIRE(low < 2048);
+  const int high = vigil::fs::keep_long_lived(low);
+  CHECK(high >= 2048);
+  CHECK(::fcntl(low, F_GETFD) == -1);                 // the low one is closed
+  CHECK((::fcntl(high, F_GETFD) & FD_CLOEXEC) != 0);  // and the new one is close-on-exec
+  CHECK(vigil::fs::keep_long_lived(high) == high);
+  ::close(high);
+
+  // With a small file limit there is half of it for the low ones.
+  vigil::fs::set_long_lived_fd_base(64);
+  const int fd = vigil::fs::keep_long_lived(::open(p.c_str(), O_RDONLY | O_CLOEXEC));
+  CHECK(fd >= 32);
+  ::close(fd);
+  // Without a range (the default), descriptors stay where they are.
+  vigil::fs::set_long_lived_fd_base(0);
+  const int same = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  CHECK(vigil::fs::keep_long_lived(same) == same);
+  ::close(same);
 }
