@@ -125,6 +125,7 @@ class Loader {
     config.path = path_;
     config.supervisor = std::move(supervisor_);
     config.files = std::move(files_);
+    config.jobs.reserve(jobs_.size());
     for (JobDraft& draft : jobs_) config.jobs.push_back(std::move(draft.spec));
     result.config = std::move(config);
     return result;

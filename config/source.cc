@@ -148,15 +148,17 @@ std::optional<Diagnostic> Source::check_text() const {
   while (i < text_.size()) {
     const unsigned char c = static_cast<unsigned char>(text_[i]);
     const std::size_t length = utf8_length_at(text_, i);
-    char hex[8];
-    std::snprintf(hex, sizeof hex, "0x%02x", c);
+    const auto hex = [c] {
+      char text[8];
+      std::snprintf(text, sizeof text, "0x%02x", c);
+      return std::string(text);
+    };
     if (length == 0) {
-      return Diagnostic{{display_, line, column},
-                        std::string("expected UTF-8 text, got the byte ") + hex};
+      return Diagnostic{{display_, line, column}, "expected UTF-8 text, got the byte " + hex()};
     }
     if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) {
       return Diagnostic{{display_, line, column},
-                        std::string("expected text, got the control character ") + hex};
+                        "expected text, got the control character " + hex()};
     }
     if (c == '\n') {
       ++line;

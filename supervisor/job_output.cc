@@ -21,8 +21,11 @@ namespace {
 // job blocks on its full pipe: the job slows to the disk's pace, nothing is lost, and
 // vigild's memory does not grow with the volume.
 constexpr std::size_t kMaxInFlight = 4 * LogWriter::kChunkSize;
-// A larger pipe means fewer wakeups for a job writing flat out.
+// A larger pipe means fewer wakeups for a job writing flat out. A pipe grows to it once a
+// read finds the default one (16 pages) full; most jobs write little, and a bigger ring
+// costs the kernel memory and vigild a page-clearing allocation at every spawn.
 constexpr int kPipeSize = 1024 * 1024;
+constexpr ssize_t kDefaultPipeSize = 64 * 1024;
 // Chunks read from one pipe per wakeup at most (libuv's own streams read up to 32).
 constexpr int kReadsPerWakeup = 16;
 
@@ -40,6 +43,7 @@ struct JobOutput::Reader {
   Stream stream;
   LogWriter::StreamId id = 0;  // the file it writes to, once it has written
   bool paused = false;
+  bool grown = false;   // asked for kPipeSize already
   LineStamper stamper;  // for log_timestamps
 };
 
@@ -132,7 +136,6 @@ std::string JobOutput::prepare(ChildStdio& io) {
     int p[2];
     if (::pipe2(p, O_CLOEXEC) < 0) return -errno;
     const int ours = fs::keep_long_lived(p[0]);  // out of the way of new jobs' descriptors
-    ::fcntl(ours, F_SETPIPE_SZ, kPipeSize);      // best effort: the default works too
     ::fcntl(ours, F_SETFL, O_NONBLOCK);          // ours only: the job's end stays blocking
     add_reader(ours, stream);
     return p[1];
@@ -157,7 +160,7 @@ std::string JobOutput::prepare(ChildStdio& io) {
 }
 
 JobOutput::Reader* JobOutput::add_reader(int fd, Stream stream) {
-  auto r = std::make_unique<Reader>(Reader{this, nullptr, fd, stream, 0, false, {}});
+  auto r = std::make_unique<Reader>(Reader{this, nullptr, fd, stream, 0, false, false, {}});
   r->poll = new_handle<uv_poll_t>(r.get());
   uv_poll_init(loop_, r->poll, fd);
   Reader* raw = r.get();
@@ -212,6 +215,10 @@ void JobOutput::on_poll(uv_poll_t* h, int status, int) {
       self->writer_.recycle(std::move(chunk));  // it serves the next job that writes
       self->remove_reader(rd);
       return;
+    }
+    if (n >= kDefaultPipeSize && !rd->grown) {
+      rd->grown = true;
+      ::fcntl(rd->fd, F_SETPIPE_SZ, kPipeSize);  // best effort: the default works too
     }
     chunk.size = static_cast<std::size_t>(n);
     self->consume(*rd, std::move(chunk));

@@ -10,6 +10,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "spec.h"
@@ -56,7 +57,7 @@ class Spawner {
   struct Child;  // one start(), until it is collected
 
  private:
-  std::string plan(Child& c, const config::JobSpec& spec, const ChildStdio& io) const;
+  std::string plan(Child& c, const config::JobSpec& spec, const ChildStdio& io);
   void settle_oldest();
 
   std::vector<std::string> base_env_;
@@ -66,6 +67,8 @@ class Spawner {
   std::deque<std::unique_ptr<Child>> in_flight_;  // started, maybe not yet exec'd
   std::vector<Outcome> done_;                     // settled, not yet collected
   std::vector<std::unique_ptr<Child>> spare_;     // for the next start()
+  // PATH lookups of this batch: PATH, '\0', the command's name -> its path, or "".
+  std::unordered_map<std::string, std::string> found_in_path_;
 };
 
 // Finds `file` the way execvp would, in `path` (colon-separated). Returns "" if absent.

@@ -360,3 +360,35 @@ def log_size(path):
         return path.stat().st_size
     except FileNotFoundError:
         return None  # between a rotation's rename and the new file
+
+
+def pipe_size(pid, fd):
+    """The capacity of the pipe a job has as descriptor `fd`, opened anew through /proc."""
+    import fcntl
+    end = os.open(f"/proc/{pid}/fd/{fd}", os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        return fcntl.fcntl(end, fcntl.F_GETPIPE_SZ)
+    finally:
+        os.close(end)
+
+
+def test_a_job_pipe_grows_to_1_mib_only_once_the_job_fills_the_default_one(vigil):
+    # The default pipe (64 KiB) for every job; 1 MiB, for fewer wakeups, for a job whose
+    # output filled it. A thousand quiet jobs should not each cost a 1 MiB ring.
+    vigil.write_config({
+        "quiet": {"command": ["/bin/sh", "-c", "echo hello; exec sleep 3600"]},
+        "loud": {"command": ["/bin/sh", "-c",
+                             "head -c 5000000 /dev/zero; echo; echo done; exec sleep 3600"]},
+    })
+    vigil.start()
+    out = pathlib.Path(vigil.log_dir)
+    wait_until(lambda: (out / "loud.out.log").exists()
+               and (out / "loud.out.log").stat().st_size == 5000006, timeout=30,
+               what="all of loud's output in its log")
+    wait_until(lambda: (out / "quiet.out.log").exists()
+               and (out / "quiet.out.log").read_text() == "hello\n", what="quiet's line")
+    loud = vigil.wait_state("loud", "running")["pid"]
+    quiet = vigil.wait_state("quiet", "running")["pid"]
+    assert pipe_size(loud, 1) == 1024 * 1024
+    assert pipe_size(quiet, 1) == 64 * 1024
+    assert pipe_size(loud, 2) == 64 * 1024  # its stderr, which wrote nothing
