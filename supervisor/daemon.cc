@@ -66,6 +66,27 @@ std::optional<Error> read_names(const json& args, std::vector<std::string>& name
   return std::nullopt;
 }
 
+// args.fields of a status request (an array of strings: the protocol checked that): the
+// members each status object should carry; all of them when there is none.
+std::optional<Error> read_status_members(const json& args, core::StatusMembers& members) {
+  members = core::kAllStatusMembers;
+  auto it = args.find("fields");
+  if (it == args.end() || !it->is_array()) return std::nullopt;
+  members = 0;
+  for (const auto& f : *it) {
+    const std::string name = f.is_string() ? f.get<std::string>() : f.dump();
+    auto member = core::status_member(name);
+    if (!member) {
+      return Error{code::bad_request,
+                   "args.fields: no status member " + config::quote(name) + " (expected " +
+                       core::status_member_names() + ")",
+                   nullptr};
+    }
+    members |= *member;
+  }
+  return std::nullopt;
+}
+
 std::optional<Error> read_bool(const json& args, const char* key, bool& out) {
   auto it = args.find(key);
   if (it == args.end() || it->is_null()) return std::nullopt;
@@ -256,6 +277,7 @@ void Daemon::run_effect(const core::Effect& effect) {
           [&](const core::StateChanged& c) {
             auto level = c.to == core::State::fatal ? Logger::Level::error : Logger::Level::info;
             log_.log(level, describe_change(c));
+            if (event_subscribers_.empty()) return;
             const json fields = core::state_event_json(c);
             for (const auto& [client, id] : event_subscribers_) {
               server_->send(client, protocol::encode_event(id, "state", fields));
@@ -567,7 +589,9 @@ void Daemon::cmd_version(ClientId c, const protocol::Request& r) {
 
 void Daemon::cmd_status(ClientId c, const protocol::Request& r) {
   std::vector<std::string> names;
+  core::StatusMembers members = core::kAllStatusMembers;
   if (auto err = read_names(r.args, names, false)) return server_->send_error(c, r.id, *err);
+  if (auto err = read_status_members(r.args, members)) return server_->send_error(c, r.id, *err);
   auto picked = sup_.select(names, true);
   if (auto* e = std::get_if<core::SelectError>(&picked)) {
     return server_->send_error(c, r.id, {code::not_found, e->message, nullptr});
@@ -581,8 +605,8 @@ void Daemon::cmd_status(ClientId c, const protocol::Request& r) {
   for (core::Job* job : jobs) {
     if (result.size() > 1) result += ',';
     auto out = outputs_.find(job->name());
-    core::append_status_json(result, *job, t,
-                             out == outputs_.end() ? std::string{} : out->second->log_error());
+    core::append_status_json(
+        result, *job, t, out == outputs_.end() ? std::string{} : out->second->log_error(), members);
   }
   result += ']';
   server_->send(c, protocol::encode_result_text(r.id, result));

@@ -2,6 +2,7 @@
 #include "handlers.h"
 
 #include <cmath>
+#include <iterator>
 
 #include "json_write.h"
 #include "values.h"
@@ -21,8 +22,32 @@ json exit_json(const std::optional<ExitStatus>& e) {
   return {{"code", e->value}};
 }
 
+namespace {
+// In the order of the object's members (alphabetical, as a json object keeps them).
+constexpr std::string_view kStatusMemberNames[] = {
+    "command", "last_exit", "log_error", "name",   "pid",    "reason", "restarts",
+    "since",   "state",     "stderr",    "stdout", "uptime", "wanted"};
+static_assert(std::size(kStatusMemberNames) == 13);
+}  // namespace
+
+std::optional<StatusMembers> status_member(std::string_view name) {
+  for (std::size_t i = 0; i < std::size(kStatusMemberNames); ++i) {
+    if (kStatusMemberNames[i] == name) return StatusMembers{1} << i;
+  }
+  return std::nullopt;
+}
+
+std::string status_member_names() {
+  std::string out;
+  for (std::string_view name : kStatusMemberNames) {
+    if (!out.empty()) out += ", ";
+    out += name;
+  }
+  return out;
+}
+
 void append_status_json(std::string& out, const Job& job, const Instant& now,
-                        std::string_view log_error) {
+                        std::string_view log_error, StatusMembers members) {
   using protocol::append_json_integer;
   using protocol::append_json_number;
   using protocol::append_json_string;
@@ -41,55 +66,68 @@ void append_status_json(std::string& out, const Job& job, const Instant& now,
       out += "null";
     }
   };
+  // Member `i` of kStatusMemberNames, if asked for: writes its key and says to write
+  // its value.
+  bool first = true;
+  std::size_t index = 0;
+  const auto member = [&]() {
+    const std::size_t i = index++;
+    if ((members & (StatusMembers{1} << i)) == 0) return false;
+    out += first ? "{\"" : ",\"";
+    first = false;
+    out += kStatusMemberNames[i];
+    out += "\":";
+    return true;
+  };
 
-  out += "{\"command\":[";
-  for (std::size_t i = 0; i < spec.argv.size(); ++i) {
-    if (i > 0) out += ',';
-    append_json_string(out, spec.argv[i]);
+  if (member()) {  // command
+    out += '[';
+    for (std::size_t i = 0; i < spec.argv.size(); ++i) {
+      if (i > 0) out += ',';
+      append_json_string(out, spec.argv[i]);
+    }
+    out += ']';
   }
-  out += "],\"last_exit\":";
-  if (const auto& e = job.last_exit(); !e) {
-    out += "null";
-  } else if (e->signaled) {
-    out += "{\"signal\":";
-    append_json_string(out, config::signal_name(e->value));
-    out += '}';
-  } else {
-    out += "{\"code\":";
-    append_json_integer(out, e->value);
-    out += '}';
+  if (member()) {  // last_exit
+    if (const auto& e = job.last_exit(); !e) {
+      out += "null";
+    } else if (e->signaled) {
+      out += "{\"signal\":";
+      append_json_string(out, config::signal_name(e->value));
+      out += '}';
+    } else {
+      out += "{\"code\":";
+      append_json_integer(out, e->value);
+      out += '}';
+    }
   }
-  out += ",\"log_error\":";
-  string_or_null(log_error);
-  out += ",\"name\":";
-  append_json_string(out, job.name());
-  out += ",\"pid\":";
-  if (job.pid() > 0) {
-    append_json_integer(out, job.pid());
-  } else {
-    out += "null";
+  if (member()) string_or_null(log_error);            // log_error
+  if (member()) append_json_string(out, job.name());  // name
+  if (member()) {                                     // pid
+    if (job.pid() > 0) {
+      append_json_integer(out, job.pid());
+    } else {
+      out += "null";
+    }
   }
-  out += ",\"reason\":";
-  string_or_null(job.reason());
-  out += ",\"restarts\":";
-  append_json_integer(out, job.restarts());
-  out += ",\"since\":";
-  append_json_number(out, round_ms(job.since()));
-  out += ",\"state\":";
-  append_json_string(out, to_string(job.state()));
-  out += ",\"stderr\":";
-  log_path(spec.stderr_log.kind == config::Output::Kind::merge ? spec.stdout_log : spec.stderr_log);
-  out += ",\"stdout\":";
-  log_path(spec.stdout_log);
-  out += ",\"uptime\":";
-  if (auto up = job.uptime(now); up && job.state() == State::running) {
-    append_json_number(out, static_cast<double>(up->count()) / 1000.0);
-  } else {
-    out += "null";
+  if (member()) string_or_null(job.reason());                     // reason
+  if (member()) append_json_integer(out, job.restarts());         // restarts
+  if (member()) append_json_number(out, round_ms(job.since()));   // since
+  if (member()) append_json_string(out, to_string(job.state()));  // state
+  if (member()) {                                                 // stderr
+    log_path(spec.stderr_log.kind == config::Output::Kind::merge ? spec.stdout_log
+                                                                 : spec.stderr_log);
   }
-  out += ",\"wanted\":";
-  out += job.wanted_up() ? "\"up\"" : "\"down\"";
-  out += '}';
+  if (member()) log_path(spec.stdout_log);  // stdout
+  if (member()) {                           // uptime
+    if (auto up = job.uptime(now); up && job.state() == State::running) {
+      append_json_number(out, static_cast<double>(up->count()) / 1000.0);
+    } else {
+      out += "null";
+    }
+  }
+  if (member()) out += job.wanted_up() ? "\"up\"" : "\"down\"";  // wanted
+  out += first ? "{}" : "}";
 }
 
 json status_json(const Job& job, const Instant& now, std::string_view log_error) {

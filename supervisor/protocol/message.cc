@@ -18,6 +18,7 @@ namespace {
 
 enum class ArgType {
   names,    // a non-empty array of strings (job names, globs, "all")
+  strings,  // an array of non-empty strings (status members)
   boolean,  // true or false
   string,   // any string
   stream,   // "stdout" or "stderr"
@@ -42,7 +43,7 @@ const std::vector<CommandSpec>& command_specs() {
   static const std::vector<CommandSpec> specs = {
       {{"version", false, false, "the daemon's version and protocol version"}, {}},
       {{"status", false, false, "the state of all jobs, or of those named"},
-       {{"names", ArgType::names, false}}},
+       {{"names", ArgType::names, false}, {"fields", ArgType::strings, false}}},
       {{"start", true, false, "start jobs and wait until they run or fail"},
        {{"names", ArgType::names, true}, {"no_wait", ArgType::boolean, false}}},
       {{"stop", true, false, "stop jobs and wait until they are down"},
@@ -175,6 +176,18 @@ std::optional<std::string> check_arg(std::string_view cmd, const ArgSpec& spec, 
         }
         if (n.get_ref<const std::string&>().empty()) {
           return expected + ", but item " + std::to_string(i) + " is an empty string";
+        }
+      }
+      return std::nullopt;
+    }
+    case ArgType::strings: {
+      const std::string expected = what + "an array of names";
+      if (!value.is_array()) return expected + ", not " + a_type(value);
+      for (std::size_t i = 0; i < value.size(); ++i) {
+        const json& n = value[i];
+        if (!n.is_string() || n.get_ref<const std::string&>().empty()) {
+          return expected + ", but item " + std::to_string(i) + " is " +
+                 (n.is_string() ? "an empty string" : a_type(n));
         }
       }
       return std::nullopt;

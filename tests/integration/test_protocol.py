@@ -44,6 +44,32 @@ def test_status_all_names_globs_and_not_found(running):
     assert r["error"] == {"code": "not_found", "message": "no job named 'wbe' (did you mean 'web'?)"}
 
 
+def test_status_fields_picks_the_members_and_a_bad_one_is_refused(running):
+    full = running.call("status", names=["web"])["result"][0]
+    r = running.call("status", names=["web"], fields=["name", "pid", "state"])
+    assert r["ok"], r
+    assert r["result"] == [{"name": "web", "pid": full["pid"], "state": "running"}]
+    r = running.call("status", fields=["name"])
+    assert r["result"] == [{"name": n} for n in ("web", "worker-1", "worker-2", "batch")]
+    # What vigilctl's table asks for is less than a third of the bytes of everything.
+    table = ["name", "state", "pid", "uptime", "restarts", "reason", "last_exit", "log_error"]
+    assert set(running.call("status", fields=table)["result"][0]) == set(table)
+    for bad, message in (
+            (["name", "colour"], "args.fields: no status member \"colour\" (expected command, "
+             "last_exit, log_error, name, pid, reason, restarts, since, state, stderr, stdout, "
+             "uptime, wanted)"),
+            ("name", "argument 'fields' of 'status' must be an array of names, not a string"),
+            ([1], "argument 'fields' of 'status' must be an array of names, but item 0 is a "
+             "number"),
+            (None, "argument 'fields' of 'status' must be an array of names, not null")):
+        r = running.call("status", fields=bad)
+        assert r["ok"] is False
+        assert r["error"] == {"code": "bad_request", "message": message}
+    # No fields at all: every member.
+    assert set(running.call("status")["result"][0]) == set(full)
+    assert len(full) == 13
+
+
 def test_start_waits_for_running_and_stop_for_stopped(running):
     t0 = time.monotonic()
     r = running.call("start", names=["batch"])

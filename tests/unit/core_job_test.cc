@@ -484,6 +484,48 @@ TEST_CASE("status text is what dumping the json tree wrote, byte for byte") {
   CHECK(j.size() == 13);
 }
 
+TEST_CASE("a status object with some members only is the full one less the others") {
+  World w;
+  w.load({job_spec("web"), job_spec("db")});
+  w.advance(1500ms);
+  w.exit("db", ExitStatus::code(2));
+  w.advance(10ms);
+  for (const char* name : {"web", "db"}) {
+    const core::json full = core::status_json(w.job(name), w.now, "disk full");
+    for (const auto& wanted : std::vector<std::vector<std::string>>{
+             {"name"},
+             {"wanted"},
+             {"command"},
+             {"name", "state", "pid", "uptime", "restarts", "reason", "last_exit", "log_error"},
+             {"stdout", "stderr", "since"},
+             {}}) {
+      core::StatusMembers members = 0;
+      core::json expected = core::json::object();
+      for (const auto& m : wanted) {
+        auto bit = core::status_member(m);
+        REQUIRE(bit);
+        members |= *bit;
+        expected[m] = full[m];
+      }
+      std::string text;
+      core::append_status_json(text, w.job(name), w.now, "disk full", members);
+      CHECK_MESSAGE(core::json::parse(text) == expected, text);
+    }
+  }
+  CHECK_FALSE(core::status_member("nope"));
+  CHECK_FALSE(core::status_member(""));
+  // Every member is named, once, in the order of the object.
+  std::string all;
+  core::append_status_json(all, w.job("web"), w.now, "", core::kAllStatusMembers);
+  std::string names;
+  const core::json parsed = core::json::parse(all);
+  for (const auto& [key, value] : parsed.items()) {
+    names += (names.empty() ? "" : ", ") + key;
+    CHECK(core::status_member(key));
+  }
+  CHECK(names == core::status_member_names());
+}
+
 TEST_CASE("stderr merged into stdout reports the stdout path for both") {
   World w;
   auto s = job_spec("m");

@@ -104,7 +104,10 @@ const char* kStatusResponse =
 
 TEST_CASE("app: status prints the table and exits 3 when a job is not running") {
   Result r = run({"status"}, kStatusResponse);
-  CHECK(r.request == "{\"id\":1,\"cmd\":\"status\"}\n");
+  // Only the members the table shows are asked for.
+  CHECK(r.request ==
+        "{\"id\":1,\"cmd\":\"status\",\"args\":{\"fields\":[\"name\",\"state\",\"pid\",\"uptime\","
+        "\"restarts\",\"reason\",\"last_exit\",\"log_error\"]}}\n");
   CHECK(r.out ==
         "NAME  STATE    PID   UPTIME  RESTARTS  NOTE\n"
         "web   running  4242  3s      0\n"
@@ -117,12 +120,15 @@ TEST_CASE("app: status exits 0 when every job runs") {
   Result r = run({"status", "web"},
                  R"j({"id":1,"ok":true,"result":[{"name":"web","state":"running","pid":1}]})j"
                  "\n");
-  CHECK(r.request == "{\"id\":1,\"cmd\":\"status\",\"args\":{\"names\":[\"web\"]}}\n");
+  CHECK(r.request ==
+        "{\"id\":1,\"cmd\":\"status\",\"args\":{\"fields\":[\"name\",\"state\",\"pid\",\"uptime\","
+        "\"restarts\",\"reason\",\"last_exit\",\"log_error\"],\"names\":[\"web\"]}}\n");
   CHECK(r.status == 0);
 }
 
 TEST_CASE("app: --json prints the result as one JSON document") {
   Result r = run({"--json", "status"}, kStatusResponse);
+  CHECK(r.request == "{\"id\":1,\"cmd\":\"status\"}\n");  // every member, for scripts
   CHECK(json::parse(r.out) == json::parse(kStatusResponse)["result"]);
   CHECK(r.out.find("\n  {") != std::string::npos);  // indented for people too
   CHECK(r.status == 3);
