@@ -83,6 +83,9 @@ def rows(r):
         out.append(Row("CPU to start 100 jobs", "s", each(lambda p: med(s100[p]["cpu"]))))
     if s1000:
         out.append(Row("CPU to start 1000 jobs", "s", each(lambda p: med(s1000[p]["cpu"]))))
+    if s1000 and s1000["vigil"].get("job_cpu"):
+        out.append(Row("CPU of the 1000 job processes until they run", "s",
+                       each(lambda p: med(s1000[p]["job_cpu"]))))
     if s100 and "idle_wakeups" in s100.get("vigil", {}):
         out.append(Row(f"idle, 100 jobs: wakeups ({s100['vigil']['idle_window']:.0f} s window)",
                        "/s", each(lambda p: s100[p]["idle_wakeups"]), target_text="0/s",
@@ -174,11 +177,22 @@ def floors(r):
     start: a bare posix_spawn loop doing the same spawns with no supervisor."""
     out = []
     for key, n in (("start100", 100), ("start1000", 1000)):
-        bare = med(r.get(key, {}).get("bare", {}).get("start", []))
-        if bare is not None:
-            out.append(f"start {n} jobs: a bare loop of posix_spawn (no supervisor, no pipes, "
-                       f"no logs) started {n} sleeps in {bare:.3g} s in the same runs: the "
-                       f"machine's floor")
+        s = r.get(key, {})
+        bare = med(s.get("bare", {}).get("start", []))
+        if bare is None:
+            continue
+        text = (f"start {n} jobs: a bare loop of posix_spawn (no supervisor, no pipes, no "
+                f"logs) started {n} sleeps in {bare:.3g} s in the same runs, with the "
+                f"environment every peer's jobs get: the machine's floor")
+        bare_cpu = med(s["bare"].get("job_cpu", []))
+        if bare_cpu is not None:
+            text += f"; those sleeps used {bare_cpu:.3g} s of CPU to get there"
+        empty = s.get("bare_no_env", {})
+        if empty.get("start"):
+            text += (f". With an empty environment (no locale for `sleep` to load) the "
+                     f"same loop took {med(empty['start']):.3g} s, its sleeps "
+                     f"{med(empty['job_cpu']):.3g} s of CPU")
+        out.append(text)
     for key, n in (("start100", 100), ("start1000", 1000)):
         for what, label in (("status_one", f"status of 1 job (of {n})"),
                             ("status_all", f"status of all {n} jobs")):

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from . import procfs
-from .peers import PEERS, Job, now
+from .peers import ENV_MARK, PEERS, Job, now
 
 HERE = Path(__file__).resolve().parent.parent
 WRITER = HERE / "writer.py"
@@ -126,16 +126,19 @@ def spawn_floor(ctx):
     return time_client(["/bin/true"], 50)
 
 
-def bare_spawn(n):
+def bare_spawn(n, env):
     """The machine's floor for starting N jobs: a loop that does nothing but posix_spawn
-    `sleep 3600` N times (glibc's posix_spawn returns once the child has exec'd), with no
-    supervisor, no pipe and no log. Returns the seconds it took; the sleeps are killed."""
+    `sleep 3600` N times (glibc's posix_spawn returns once the child has exec'd) with
+    environment `env`, and no supervisor, no pipe and no log. Returns the seconds it took
+    and the CPU the N sleeps used to get there (from clone to now: they are asleep);
+    the sleeps are killed."""
     pids = []
     t0 = time.monotonic()
     try:
         for _ in range(n):
-            pids.append(os.posix_spawn("/bin/sleep", ["sleep", "3600"], {}))
-        return time.monotonic() - t0
+            pids.append(os.posix_spawn("/bin/sleep", ["sleep", "3600"], env))
+        dt = time.monotonic() - t0
+        return dt, sum(procfs.run_seconds(p) for p in pids)
     finally:
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
@@ -143,34 +146,47 @@ def bare_spawn(n):
             os.waitpid(pid, 0)
 
 
+def job_environment(ctx):
+    """What every peer's jobs start from: the harness's environment and the run's mark."""
+    return dict(os.environ, **{ENV_MARK: ctx.run_id})
+
+
 # --- scenario: start N jobs (memory, CPU), then idle / status / stop on the same instance ---
 
 def start_jobs(ctx, n, reps, idle_window=None, status_runs=None, stop=True):
     """Per peer and repetition: time to all running, memory and CPU once they run; on the
     first repetition also the idle wakeups and client status times; then stop all."""
-    res = {p.name: {"start": [], "rss": [], "pss": [], "cpu": [], "own_status_ok": [],
-                    "stop": [], "exit": []} for p in PEERS}
-    res["bare"] = {"start": []}
+    res = {p.name: {"start": [], "rss": [], "pss": [], "cpu": [], "job_cpu": [],
+                    "own_status_ok": [], "stop": [], "exit": []} for p in PEERS}
+    res["bare"] = {"start": [], "job_cpu": []}
+    res["bare_no_env"] = {"start": [], "job_cpu": []}
     for rep in range(reps):
-        t_bare = bare_spawn(n)
-        res["bare"]["start"].append(t_bare)
-        say(ctx, f"{'bare loop':12s} {n} sleeps spawned in {t_bare * 1000:7.1f} ms "
-                 f"(posix_spawn, no supervisor: the machine's floor)")
+        for key, env, what in (("bare", job_environment(ctx), "the jobs' environment"),
+                               ("bare_no_env", {}, "an empty environment")):
+            t_bare, cpu_bare = bare_spawn(n, env)
+            res[key]["start"].append(t_bare)
+            res[key]["job_cpu"].append(cpu_bare)
+            say(ctx, f"{'bare loop':12s} {n} sleeps spawned in {t_bare * 1000:7.1f} ms, "
+                     f"{cpu_bare:.2f} s of their CPU (posix_spawn, no supervisor, {what})")
         for cls in peer_order(rep):
             r = res[cls.name]
             with cls(ctx, sleepers(n), label=f"{n}jobs") as peer:
                 peer.start()
                 t_all, job_pids = wait_running(peer, n)
+                # What the job processes cost until they ran (from their fork or clone:
+                # they sleep now), the supervisor's part before their exec included.
+                job_cpu = sum(procfs.run_seconds(p) for p in job_pids)
                 time.sleep(1.0)  # let the supervisor finish its own bookkeeping
                 cpu = supervisor_cpu(peer)
                 rss, pss = supervisor_memory(peer)
                 r["start"].append(t_all)
                 r["cpu"].append(cpu)
+                r["job_cpu"].append(job_cpu)
                 r["rss"].append(rss)
                 r["pss"].append(pss)
                 say(ctx, f"{cls.name:12s} {n} jobs running after {t_all * 1000:7.1f} ms; "
                          f"RSS {rss / 2**20:6.1f} MiB, PSS {pss / 2**20:6.1f} MiB, "
-                         f"CPU {cpu:.2f} s")
+                         f"CPU {cpu:.2f} s, its jobs' {job_cpu:.2f} s")
                 if rep == 0 and idle_window:
                     time.sleep(1.0)
                     s0 = supervisor_switches(peer)
