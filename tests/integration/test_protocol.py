@@ -490,3 +490,45 @@ def test_socket_group_members_are_let_in(vigil):
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["ok"] is True
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to add users and act as them")
+def test_socket_group_lets_in_members_by_supplementary_group_and_no_one_else(vigil):
+    # A user whose primary group is another one, and who is in socket_group only as a
+    # supplementary group (the usual `usermod -aG vigil alice`), is let in; a user in
+    # neither is refused by the peer check even though the socket mode would let it try.
+    import grp
+    tag = f"vt{os.getpid() % 100000}"
+    group, member, stranger = f"{tag}sock", f"{tag}in", f"{tag}out"
+    subprocess.run(["groupadd", group], check=True)
+    try:
+        subprocess.run(["useradd", "-M", "-N", "-g", "nogroup", "-G", group, "-s",
+                        "/usr/sbin/nologin", member], check=True)
+        subprocess.run(["useradd", "-M", "-N", "-g", "nogroup", "-s", "/usr/sbin/nologin",
+                        stranger], check=True)
+        shared = tempfile.mkdtemp(prefix="vigil-group-")
+        os.chmod(shared, 0o755)
+        vigil.socket = os.path.join(shared, "vigil.sock")
+        vigil.write_config({"a": sleeper()},
+                           supervisor={"socket_mode": "0666", "socket_group": group})
+        vigil.start()
+        assert os.stat(vigil.socket).st_gid == grp.getgrnam(group).gr_gid
+        probe = ("import socket,sys\n"
+                 "s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"
+                 "s.sendall(b'{\"id\":1,\"cmd\":\"version\"}\\n')\n"
+                 "print(s.makefile().readline())\n")
+
+        def ask_as(user):
+            r = subprocess.run(["setpriv", f"--reuid={user}", "--regid=nogroup",
+                                "--init-groups", "/usr/bin/python3", "-c", probe,
+                                vigil.socket], capture_output=True, text=True, timeout=30)
+            assert r.returncode == 0, r.stderr
+            return json.loads(r.stdout)
+        assert ask_as(member)["ok"] is True
+        refused = ask_as(stranger)
+        assert refused["ok"] is False
+        assert refused["error"]["code"] == "permission_denied"
+    finally:
+        for user in (member, stranger):
+            subprocess.run(["userdel", user], stderr=subprocess.DEVNULL)
+        subprocess.run(["groupdel", group], stderr=subprocess.DEVNULL)

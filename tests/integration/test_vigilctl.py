@@ -94,6 +94,45 @@ def test_no_colour_without_a_tty(two):
     assert "\x1b[" not in r.stdout
 
 
+def ctl_on_a_tty(two, *args, env=None):
+    """vigilctl's stdout on a real terminal (a pty); returns what it printed there."""
+    master, slave = os.openpty()
+    try:
+        p = subprocess.run([VIGILCTL, "-s", two.socket, *args], stdout=slave,
+                           stderr=subprocess.PIPE, env=env or dict(os.environ, TERM="xterm"),
+                           timeout=30)
+        os.close(slave)
+        slave = -1
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the terminal's other side is closed and drained
+                break
+            if not chunk:
+                break
+            out += chunk
+        assert p.returncode == 3, p.stderr  # batch does not run
+        return out.decode()
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
+
+
+def test_colour_on_a_tty_and_not_when_told(two):
+    out = ctl_on_a_tty(two, "status")
+    rows = {line.split()[0]: line for line in out.splitlines()[1:] if line.strip()}
+    assert "\x1b[32mrunning\x1b[0m" in rows["web"]  # green: what everyone wants
+    assert "stopped" in rows["batch"] and "\x1b[" not in rows["batch"]  # as asked: plain
+    for args, env in ((["--no-color", "status"], None),
+                      (["status"], dict(os.environ, TERM="xterm", NO_COLOR="1")),
+                      (["status"], dict(os.environ, TERM="dumb"))):
+        out = ctl_on_a_tty(two, *args, env=env)
+        assert "running" in out
+        assert "\x1b[" not in out, (args, out)
+
+
 def test_reload_reports_the_difference(two):
     two.write_config({"web": sleeper(), "batch": sleeper(autostart=False, env={"X": "1"}),
                       "extra": sleeper()})
