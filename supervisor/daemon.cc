@@ -148,6 +148,9 @@ Daemon::Daemon(config::Config cfg, config::Environment env, Logger& log)
   raised.rlim_cur = nofile.rlim_max;
   if (::setrlimit(RLIMIT_NOFILE, &raised) != 0) raised = nofile;
   fs::set_long_lived_fd_base(raised.rlim_cur);
+  // Two pipes and up to two log files per job, held from the long-lived range; the table
+  // grows now, before the log writer's thread shares it (fsutil.h).
+  fs::reserve_long_lived(4 * cfg_.jobs.size() + 64);
   spawner_ = std::make_unique<Spawner>(job_base_environment(), cfg_.supervisor.umask, nofile);
   writer_ = std::make_unique<LogWriter>(&loop_);
   log_.attach(*writer_);

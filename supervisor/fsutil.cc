@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -14,6 +15,7 @@ namespace vigil::fs {
 namespace {
 // 0: no long-lived range. Set once at start-up; read by the loop and the log writer.
 std::atomic<int> long_lived_base{0};
+std::atomic<rlim_t> fd_limit{0};
 }  // namespace
 
 void set_long_lived_fd_base(rlim_t limit) {
@@ -21,6 +23,17 @@ void set_long_lived_fd_base(rlim_t limit) {
   // ends of the spawns in flight. Half the limit when it is too small for that.
   constexpr rlim_t kBase = 2048;
   long_lived_base = static_cast<int>(limit >= 2 * kBase ? kBase : limit / 2);
+  fd_limit = limit;
+}
+
+void reserve_long_lived(std::size_t count) {
+  const int base = long_lived_base.load();
+  if (base <= 0 || count == 0) return;
+  // A descriptor at the top of the range makes the kernel size the table for all of it
+  // (tables only grow); it is closed at once.
+  const rlim_t top = std::min<rlim_t>(static_cast<rlim_t>(base) + count, fd_limit.load() - 1);
+  const int fd = ::fcntl(0, F_DUPFD_CLOEXEC, static_cast<int>(top));
+  if (fd >= 0) ::close(fd);
 }
 
 int keep_long_lived(int fd) {

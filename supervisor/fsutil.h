@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+#include <cstddef>
 #include <string>
 
 namespace vigil::fs {
@@ -32,5 +33,10 @@ void set_long_lived_fd_base(rlim_t limit);
 // Moves `fd` (close-on-exec) to the long-lived range and returns its new number; `fd`
 // itself if there is no room there (it is then left as it was, and still valid).
 int keep_long_lived(int fd);
+// Grows the descriptor table at once to hold `count` long-lived descriptors. Call it
+// while the process has a single thread: the kernel grows a table that threads share
+// only after an RCU grace period (15 ms on this VM), which would otherwise be spent on
+// the way to the first job, and again at every doubling while jobs start.
+void reserve_long_lived(std::size_t count);
 
 }  // namespace vigil::fs

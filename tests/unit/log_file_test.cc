@@ -314,3 +314,30 @@ TEST_CASE("log files and other long-lived descriptors are kept apart from the lo
   CHECK(vigil::fs::keep_long_lived(same) == same);
   ::close(same);
 }
+
+namespace {
+// The size of this process's descriptor table (FDSize in /proc/self/status).
+long fd_table_size() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("FDSize:", 0) == 0) return std::stol(line.substr(7));
+  }
+  return -1;
+}
+}  // namespace
+
+TEST_CASE("the descriptor table is sized for the long-lived range at once") {
+  vigil::fs::set_long_lived_fd_base(1 << 20);  // the base is 2048
+  const long before = fd_table_size();
+  REQUIRE(before > 0);
+  REQUIRE(before < 2048 + 3000);
+  const int lowest = ::open("/dev/null", O_RDONLY | O_CLOEXEC);  // the lowest free one
+  ::close(lowest);
+  vigil::fs::reserve_long_lived(3000);
+  CHECK(fd_table_size() >= 2048 + 3000);
+  // Nothing is left open for it: the next descriptor is the same lowest free one.
+  const int next = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  CHECK(next == lowest);
+  ::close(next);
+  vigil::fs::set_long_lived_fd_base(0);
+}
