@@ -77,7 +77,7 @@ class Run {
   bool interrupted() const { return term_.interrupted != nullptr && *term_.interrupted != 0; }
   bool json_output() const { return inv_.global.json; }
   // The members of the answer's status objects that the output shows (empty: all). The
-  // table needs 7 of 14; the rest of each object is read past, never built.
+  // table needs 8 of 13; the rest of each object is read past, never built.
   std::span<const std::string_view> needed_fields() const {
     if (inv_.command == "status" && !json_output()) return kStatusTableFields;
     return {};
@@ -88,17 +88,37 @@ class Run {
   }
 
   int exchange() {
-    // A daemon that turned us away (too many clients) may have hung up before reading the
-    // request; its reason is then already waiting to be read, so read before giving up.
     // Asking only for the members the output shows makes the answer a third of the size
     // (status of 1000 jobs: 130 KB instead of 410 KB), for vigild to write and us to read.
+    // A vigild from before `fields` refuses the argument: then it is asked again without.
     protocol::Request request = inv_.request;
     if (const auto fields = needed_fields(); !fields.empty()) {
       request.args["fields"] = std::vector<std::string>(fields.begin(), fields.end());
     }
-    const std::optional<std::string> send_error = conn_.send(request);
-
     protocol::Message response;
+    for (;;) {
+      if (int failed = ask(request, response); failed != exit_code::ok) return failed;
+      const bool fields_refused =
+          !response.ok && response.error.code == protocol::code::bad_request &&
+          response.error.message.find("unknown argument 'fields'") != std::string::npos;
+      if (!fields_refused || !request.args.contains("fields")) break;
+      request.args.erase("fields");
+    }
+
+    if (!response.ok) return refused(response.error);
+    const int status = show(response.result);
+    if (out_.gone()) return status;
+    if (streaming()) return follow();
+    if (inv_.command == "shutdown") return wait_for_exit();
+    return status;
+  }
+
+  // Sends `request` and reads until its response: exit_code::ok with `response` set, or
+  // the exit status of a failure that has been reported.
+  int ask(const protocol::Request& request, protocol::Message& response) {
+    // A daemon that turned us away (too many clients) may have hung up before reading the
+    // request; its reason is then already waiting to be read, so read before giving up.
+    const std::optional<std::string> send_error = conn_.send(request);
     for (bool answered = false; !answered;) {
       // A Ctrl-C that landed outside poll() (while writing, say) interrupted nothing.
       if (interrupted()) return exit_code::interrupted;
@@ -124,13 +144,7 @@ class Run {
           return exit_code::failed;
       }
     }
-
-    if (!response.ok) return refused(response.error);
-    const int status = show(response.result);
-    if (out_.gone()) return status;
-    if (streaming()) return follow();
-    if (inv_.command == "shutdown") return wait_for_exit();
-    return status;
+    return exit_code::ok;
   }
 
   int refused(const protocol::Error& e) {

@@ -166,6 +166,7 @@ Daemon::~Daemon() {
   signals_.clear();
   shutdown_timer_.reset();
   guard_timer_.reset();
+  trim_timer_.reset();
   // Let libuv finish closing what was closed above, then check nothing is left open.
   uv_run(&loop_, UV_RUN_DEFAULT);
   int rc = uv_loop_close(&loop_);
@@ -203,6 +204,7 @@ std::string Daemon::prepare() {
   watch(SIGINT, [this] { begin_shutdown("SIGINT"); });
   watch(SIGHUP, [this] {
     auto r = reload();
+    release_memory_soon();
     if (auto* errors = std::get_if<std::vector<std::string>>(&r)) {
       for (const auto& e : *errors) log_.error("reload: " + e);
       log_.error("reload: config not loaded; nothing changed");
@@ -484,6 +486,7 @@ void Daemon::finish() {
   signals_.clear();
   shutdown_timer_.reset();
   guard_timer_.reset();
+  trim_timer_.reset();
   // With every handle closed, uv_run returns.
 }
 
@@ -516,8 +519,6 @@ std::variant<core::ReloadReport, std::vector<std::string>> Daemon::reload() {
             "; removed " + join(report.removed) + "; " + std::to_string(report.unchanged.size()) +
             " unchanged");
   run_effects();
-  loaded = {};
-  release_startup_memory();  // the loader ran again: its code and heap go back as at start
   return report;
 }
 
@@ -778,12 +779,20 @@ void Daemon::cmd_events(ClientId c, const protocol::Request& r) {
 
 void Daemon::cmd_reload(ClientId c, const protocol::Request& r) {
   auto result = reload();
+  release_memory_soon();
   if (auto* errors = std::get_if<std::vector<std::string>>(&result)) {
     std::string msg = "config not loaded, nothing changed: " + std::to_string(errors->size()) +
                       (errors->size() == 1 ? " error" : " errors");
     return server_->send_error(c, r.id, {code::config_error, msg, {{"errors", *errors}}});
   }
   server_->send_result(c, r.id, core::reload_json(std::get<core::ReloadReport>(result)));
+}
+
+// The loader ran again: its code and heap go back as at start, once the answer has been
+// written and the client served (done at once, a third of it was touched again after).
+void Daemon::release_memory_soon() {
+  if (!trim_timer_) trim_timer_ = std::make_unique<Timer>(&loop_, [] { release_startup_memory(); });
+  trim_timer_->start(100);
 }
 
 void Daemon::cmd_reopen_logs(ClientId c, const protocol::Request& r) {

@@ -81,6 +81,7 @@ class Daemon : public ControlServer::Handler {
   void finish();
   // Re-reads the config. Returns the report, or the located errors (nothing changed).
   std::variant<core::ReloadReport, std::vector<std::string>> reload();
+  void release_memory_soon();
   // Reopens every log; `done` runs once they are.
   void reopen_logs(std::function<void()> done = {});
   // One answer owed to c is being given: false when c has gone meanwhile.
@@ -125,6 +126,7 @@ class Daemon : public ControlServer::Handler {
   Pidfile pidfile_;
   Watchdog watchdog_;
   std::unique_ptr<Timer> guard_timer_;  // armed only while a guard restart is pending
+  std::unique_ptr<Timer> trim_timer_;   // armed for a moment after a reload
   int guard_failures_ = 0;              // in a row: the streak for the restart delay
   std::chrono::milliseconds guard_started_{0};
   std::vector<std::unique_ptr<SignalWatcher>> signals_;

@@ -1,6 +1,8 @@
 // The idle-priority closer of deleted log files.
 #include "file_reaper.h"
 
+#include "fsutil.h"
+
 #include <fcntl.h>
 #include <sched.h>
 #include <unistd.h>
@@ -19,7 +21,10 @@ FileReaper::~FileReaper() {
 }
 
 void FileReaper::remove(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  // Held apart from the low descriptors (fsutil.h): a new job's copy of the low table
+  // would otherwise hold it too, and might be the one to free the file's pages.
+  const int fd =
+      fs::keep_long_lived(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
   ::unlink(path.c_str());
   if (fd < 0) return;  // nothing there (or not ours to hold): unlinked all the same
   {

@@ -145,7 +145,8 @@ struct Spawner::Child {
   mode_t umask = 022;
   struct rlimit nofile {};
   int stdin_fd = -1, stdout_fd = -1, stderr_fd = -1;
-  int low_end = 0;  // one past the highest descriptor the child needs
+  int low_end = 0;           // one past the highest descriptor the child needs
+  bool shared_files = true;  // cloned with CLONE_FILES: must take its own table first
   // The job's stdout and stderr, owned from the clone until the child has exec'd.
   ChildStdio io;
   bool switch_ids = false;
@@ -215,7 +216,10 @@ __attribute__((no_sanitize("address", "undefined"), noinline)) int child_main(vo
   // A descriptor table of its own, with only the descriptors below c.low_end in it: the
   // rest of the daemon's are never copied, so they need no closing either. A kernel
   // older than 5.9 has no CLOSE_RANGE_UNSHARE: the whole table is copied, then closed.
-  if (sys(SYS_close_range, c.low_end, ~0U, CLOSE_RANGE_UNSHARE) < 0) {
+  // Without a shared table (see Spawner::probe_shared_files) the copy is the clone's.
+  if (!c.shared_files) {
+    sys(SYS_close_range, c.low_end, ~0U, 0);  // exec closes them anyway: all close-on-exec
+  } else if (sys(SYS_close_range, c.low_end, ~0U, CLOSE_RANGE_UNSHARE) < 0) {
     if (long rc = sys(SYS_unshare, CLONE_FILES); rc < 0) child_fail(c, Stage::files, rc);
     sys(SYS_close_range, c.low_end, ~0U, 0);
   }
@@ -271,9 +275,41 @@ bool Spawner::is_internal_variable(const std::string& name) {
          name.rfind("VIGIL_INTERNAL_", 0) == 0;
 }
 
+namespace {
+
+// The probe's child: can it get a descriptor table of its own, the way child_main does?
+__attribute__((no_sanitize("address", "undefined"), noinline)) int probe_main(void*) {
+  if (sys(SYS_close_range, ~0U, ~0U, CLOSE_RANGE_UNSHARE) == 0) return 0;
+  return sys(SYS_unshare, CLONE_FILES) == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+bool Spawner::probe_shared_files() {
+  // A seccomp filter (a container runtime's, written before close_range existed, and one
+  // that allows unshare only with CAP_SYS_ADMIN) can forbid both ways out of a shared
+  // table; then children are cloned with a copy of it, as fork does. One clone, at start.
+  constexpr std::size_t kProbeStack = 16 * 1024;
+  void* stack = ::mmap(nullptr, kProbeStack, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) return false;
+  sigset_t all, saved;
+  ::sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &saved);
+  const pid_t pid = ::clone(probe_main, static_cast<char*>(stack) + kProbeStack,
+                            CLONE_VM | CLONE_FILES | CLONE_VFORK | SIGCHLD, nullptr);
+  ::pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  int status = 0;
+  const bool ok =
+      pid > 0 && ::waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  ::munmap(stack, kProbeStack);
+  return ok;
+}
+
 Spawner::Spawner(std::vector<std::string> base_env, mode_t umask, struct rlimit nofile)
     : base_env_(std::move(base_env)), umask_(umask), nofile_(nofile) {
   devnull_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  shared_files_ = probe_shared_files();
 }
 
 Spawner::~Spawner() {
@@ -410,7 +446,9 @@ void Spawner::start(const std::string& job, const config::JobSpec& spec, ChildSt
   ::sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &saved);
   c.alive = 1;
-  int flags = CLONE_VM | CLONE_FILES | CLONE_CHILD_CLEARTID | SIGCHLD;
+  c.shared_files = shared_files_;
+  int flags = CLONE_VM | CLONE_CHILD_CLEARTID | SIGCHLD;
+  if (shared_files_) flags |= CLONE_FILES;
   if (!kConcurrentChildren) flags |= CLONE_VFORK;
   char* top = static_cast<char*>(c.stack) + kGuardSize + kStackSize;
   const pid_t pid = ::clone(child_main, top, flags, &c, nullptr, nullptr, &c.alive);

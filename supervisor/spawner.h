@@ -59,11 +59,14 @@ class Spawner {
  private:
   std::string plan(Child& c, const config::JobSpec& spec, const ChildStdio& io);
   void settle_oldest();
+  // Whether a child cloned with CLONE_FILES can take a table of its own (spawner.cc).
+  static bool probe_shared_files();
 
   std::vector<std::string> base_env_;
   mode_t umask_;
   struct rlimit nofile_;
   int devnull_ = -1;
+  bool shared_files_ = true;                      // clone with CLONE_FILES (probe_shared_files)
   std::deque<std::unique_ptr<Child>> in_flight_;  // started, maybe not yet exec'd
   std::vector<Outcome> done_;                     // settled, not yet collected
   std::vector<std::unique_ptr<Child>> spare_;     // for the next start()

@@ -70,8 +70,10 @@ ReloadReport Supervisor::reload(const std::vector<config::JobSpec>& jobs, const 
       continue;
     }
     if (job->spec().same_definition(spec)) {
+      // The job keeps the definition it has: a copy of an equal one, allocated among
+      // the loader's freed memory, would pin the heap that loader used (about 0.8 MiB
+      // more after each reload of 1000 unchanged jobs).
       report.unchanged.push_back(spec.name);
-      job->redefine(spec);  // same definition; only where it was written may have moved
       continue;
     }
     report.changed.push_back(spec.name);

@@ -18,7 +18,7 @@ namespace {
 
 enum class ArgType {
   names,    // a non-empty array of strings (job names, globs, "all")
-  strings,  // an array of non-empty strings (status members)
+  strings,  // a non-empty array of non-empty strings (status members)
   boolean,  // true or false
   string,   // any string
   stream,   // "stdout" or "stderr"
@@ -181,8 +181,9 @@ std::optional<std::string> check_arg(std::string_view cmd, const ArgSpec& spec, 
       return std::nullopt;
     }
     case ArgType::strings: {
-      const std::string expected = what + "an array of names";
+      const std::string expected = what + "a non-empty array of names";
       if (!value.is_array()) return expected + ", not " + a_type(value);
+      if (value.empty()) return expected + ", not an empty array";
       for (std::size_t i = 0; i < value.size(); ++i) {
         const json& n = value[i];
         if (!n.is_string() || n.get_ref<const std::string&>().empty()) {

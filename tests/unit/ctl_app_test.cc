@@ -100,20 +100,45 @@ const char* kStatusResponse =
     R"j("uptime":null,"restarts":3,"last_exit":{"code":1},"reason":null}]})j"
     "\n";
 
+// What vigilctl status sends (only the members its table shows), and the table it
+// prints for kStatusResponse.
+const char* kStatusTableRequest =
+        "{\"id\":1,\"cmd\":\"status\",\"args\":{\"fields\":[\"name\",\"state\",\"pid\",\"uptime\","
+        "\"restarts\",\"reason\",\"last_exit\",\"log_error\"]}}\n";
+const char* kStatusTable =
+        "NAME  STATE    PID   UPTIME  RESTARTS  NOTE\n"
+        "web   running  4242  3s      0\n"
+        "db    fatal    -     -       3         exited 1\n";
+
 }  // namespace
 
 TEST_CASE("app: status prints the table and exits 3 when a job is not running") {
   Result r = run({"status"}, kStatusResponse);
   // Only the members the table shows are asked for.
-  CHECK(r.request ==
-        "{\"id\":1,\"cmd\":\"status\",\"args\":{\"fields\":[\"name\",\"state\",\"pid\",\"uptime\","
-        "\"restarts\",\"reason\",\"last_exit\",\"log_error\"]}}\n");
-  CHECK(r.out ==
-        "NAME  STATE    PID   UPTIME  RESTARTS  NOTE\n"
-        "web   running  4242  3s      0\n"
-        "db    fatal    -     -       3         exited 1\n");
+  CHECK(r.request == kStatusTableRequest);
+  CHECK(r.out == kStatusTable);
   CHECK(r.err == "");
   CHECK(r.status == 3);
+}
+
+TEST_CASE("app: status asks a vigild that does not know fields again, without them") {
+  const std::string refusal = R"j({"id":1,"ok":false,"error":{"code":"bad_request",)j"
+                              R"j("message":"unknown argument 'fields' for 'status'"}})j"
+                              "\n";
+  Result r = run({"status"}, refusal + kStatusResponse);
+  CHECK(r.request == std::string(kStatusTableRequest) + "{\"id\":1,\"cmd\":\"status\"}\n");
+  CHECK(r.out == kStatusTable);
+  CHECK(r.err == "");
+  CHECK(r.status == 3);
+
+  // Any other refusal is the answer.
+  const std::string other =
+      R"j({"id":1,"ok":false,"error":{"code":"bad_request","message":"args.fields: no status member \"x\""}})j"
+      "\n";
+  r = run({"status"}, other + kStatusResponse);
+  CHECK(r.request.find('\n') == r.request.size() - 1);  // asked once
+  CHECK(r.err.find("no status member") != std::string::npos);
+  CHECK(r.status != 0);
 }
 
 TEST_CASE("app: status exits 0 when every job runs") {
