@@ -71,10 +71,10 @@ std::optional<Error> read_names(const json& args, std::vector<std::string>& name
 std::optional<Error> read_status_members(const json& args, core::StatusMembers& members) {
   members = core::kAllStatusMembers;
   auto it = args.find("fields");
-  if (it == args.end() || !it->is_array()) return std::nullopt;
+  if (it == args.end()) return std::nullopt;
   members = 0;
   for (const auto& f : *it) {
-    const std::string name = f.is_string() ? f.get<std::string>() : f.dump();
+    const auto& name = f.get_ref<const std::string&>();
     auto member = core::status_member(name);
     if (!member) {
       return Error{code::bad_request,

@@ -128,8 +128,8 @@ JobOutput::Sink* JobOutput::find_sink(LogWriter::StreamId id) {
 }
 
 std::string JobOutput::prepare(ChildStdio& io) {
-  auto make = [&](const config::Output& o, Stream stream) -> int {
-    if (!logged(o)) {
+  auto make = [&](Stream stream) -> int {
+    if (!logged(where(stream))) {
       int fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
       return fd < 0 ? -errno : fd;
     }
@@ -140,7 +140,7 @@ std::string JobOutput::prepare(ChildStdio& io) {
     add_reader(ours, stream);
     return p[1];
   };
-  io.out = make(spec_->stdout_log, Stream::out);
+  io.out = make(Stream::out);
   if (io.out < 0) {
     int err = -io.out;
     io.out = -1;
@@ -150,7 +150,7 @@ std::string JobOutput::prepare(ChildStdio& io) {
     io.err = io.out;
     return {};
   }
-  io.err = make(spec_->stderr_log, Stream::err);
+  io.err = make(Stream::err);
   if (io.err < 0) {
     int err = -io.err;
     io.err = -1;

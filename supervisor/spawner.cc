@@ -192,6 +192,17 @@ struct Report {
   int err;
 };
 
+// Gives a child cloned with CLONE_FILES a descriptor table of its own, holding only the
+// daemon's descriptors below `end`: the rest are never copied, so they need no closing
+// either. A kernel older than 5.9 has no CLOSE_RANGE_UNSHARE: the whole table is copied,
+// then closed above `end`. Returns 0 or -errno.
+[[gnu::always_inline]] inline long own_table(unsigned end) {
+  if (sys(SYS_close_range, end, ~0U, CLOSE_RANGE_UNSHARE) == 0) return 0;
+  if (long rc = sys(SYS_unshare, CLONE_FILES); rc < 0) return rc;
+  sys(SYS_close_range, end, ~0U, 0);
+  return 0;
+}
+
 [[noreturn, gnu::always_inline]] inline void child_fail(Spawner::Child& c, Stage stage, long rc) {
   const Report r{stage, static_cast<int>(-rc)};
   sys(SYS_write, c.report_w, &r, sizeof r);  // one small write to a pipe: all or nothing
@@ -213,15 +224,12 @@ __attribute__((no_sanitize("address", "undefined"), noinline)) int child_main(vo
   unsigned long none = 0;
   sys(SYS_rt_sigprocmask, SIG_SETMASK, &none, nullptr, _NSIG / 8);
 
-  // A descriptor table of its own, with only the descriptors below c.low_end in it: the
-  // rest of the daemon's are never copied, so they need no closing either. A kernel
-  // older than 5.9 has no CLOSE_RANGE_UNSHARE: the whole table is copied, then closed.
+  // A descriptor table of its own, with only the descriptors below c.low_end in it.
   // Without a shared table (see Spawner::probe_shared_files) the copy is the clone's.
   if (!c.shared_files) {
     sys(SYS_close_range, c.low_end, ~0U, 0);  // exec closes them anyway: all close-on-exec
-  } else if (sys(SYS_close_range, c.low_end, ~0U, CLOSE_RANGE_UNSHARE) < 0) {
-    if (long rc = sys(SYS_unshare, CLONE_FILES); rc < 0) child_fail(c, Stage::files, rc);
-    sys(SYS_close_range, c.low_end, ~0U, 0);
+  } else if (long rc = own_table(c.low_end); rc < 0) {
+    child_fail(c, Stage::files, rc);
   }
   // Its own session and process group, so a stop reaches the whole job and nothing else.
   if (long rc = sys(SYS_setsid); rc < 0) child_fail(c, Stage::setsid, rc);
@@ -279,8 +287,7 @@ namespace {
 
 // The probe's child: can it get a descriptor table of its own, the way child_main does?
 __attribute__((no_sanitize("address", "undefined"), noinline)) int probe_main(void*) {
-  if (sys(SYS_close_range, ~0U, ~0U, CLOSE_RANGE_UNSHARE) == 0) return 0;
-  return sys(SYS_unshare, CLONE_FILES) == 0 ? 0 : 1;
+  return own_table(~0U) == 0 ? 0 : 1;
 }
 
 }  // namespace
