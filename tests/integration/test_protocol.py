@@ -137,7 +137,7 @@ def test_logs_last_lines(vigil):
     vigil.write_config({"p": {"command": helper_cmd("print", "line-out", "line-err")}})
     vigil.start()
     out = pathlib.Path(vigil.log_dir) / "p.out.log"
-    wait_until(lambda: out.exists() and out.read_text(), what="output")
+    wait_until(lambda: out.exists() and out.read_text().endswith("\n"), what="output")
     r = vigil.call("logs", name="p", lines=5)
     assert r["ok"], r
     assert r["result"]["text"] == "line-out\n"
