@@ -1,6 +1,8 @@
 // The control socket server.
 #include "control_server.h"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -107,7 +109,20 @@ void ControlServer::close() {
     close_handle(listener_);
     ::unlink(path_.c_str());
   }
-  while (!clients_.empty()) drop(*clients_.begin()->second);
+  // Every client goes now, at once: the server is going away, so nothing may wait for a
+  // close callback. The handler hears of each after the map is empty, so it can look at
+  // the server without finding half of it.
+  auto gone = std::move(clients_);
+  clients_.clear();
+  for (auto& [id, c] : gone) {
+    stop_hangup_watch(*c);
+    auto* raw = reinterpret_cast<uv_handle_t*>(c->pipe);
+    raw->data = nullptr;  // its close callback only frees the handle
+    if (!uv_is_closing(raw)) uv_close(raw, &ControlServer::on_closed);
+  }
+  for (auto& [id, c] : gone) {
+    if (!c->notified) handler_.on_disconnect(id);
+  }
 }
 
 bool ControlServer::peer_allowed(const Peer& p) const {
@@ -187,7 +202,11 @@ void ControlServer::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* 
   if (nread == UV_EOF) {
     c->input_closed = true;
     uv_read_stop(stream);
-    if (!c->server->handler_.on_input_closed(c->id)) c->server->close_after_flush(*c);
+    if (!c->server->handler_.on_input_closed(c->id)) {
+      c->server->close_after_flush(*c);
+    } else {
+      c->server->watch_hangup(*c);
+    }
     return;
   }
   if (nread < 0) {
@@ -195,6 +214,41 @@ void ControlServer::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* 
     return;
   }
   if (nread > 0) c->server->handle_bytes(*c, std::string_view(buf->base, nread));
+}
+
+void ControlServer::watch_hangup(Client& c) {
+  // The client's input is closed while something is still owed to it: a half-closed
+  // client (`... | socat`) waits for it, but one that has gone altogether (a follower
+  // ended with Ctrl-C) never will, and nothing is sent to a follower of a quiet job to
+  // find out. The two differ in POLLHUP, which only the full close raises.
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(c.pipe), &fd) != 0) return;
+  struct pollfd p {fd, 0, 0};
+  if (::poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)) != 0) {
+    drop(c);
+    return;
+  }
+  // Not yet: watch for it on a second descriptor of the same socket, which the loop
+  // polls for nothing but the hang-up (epoll always reports it; the stream's own
+  // descriptor is polled only while reading or writing).
+  const int dup = fs::keep_long_lived(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  if (dup < 0) return;  // then it goes when a send fails, as before
+  c.hangup = new_handle<uv_poll_t>(&c);
+  c.hangup_fd = dup;
+  if (uv_poll_init(loop_, c.hangup, dup) != 0 ||
+      uv_poll_start(c.hangup, UV_PRIORITIZED, [](uv_poll_t* h, int, int) {
+        if (auto* client = static_cast<Client*>(h->data)) client->server->drop(*client);
+      }) != 0) {
+    stop_hangup_watch(c);
+  }
+}
+
+void ControlServer::stop_hangup_watch(Client& c) {
+  if (c.hangup == nullptr) return;
+  // uv_close takes the descriptor out of the loop's poll set at once: it may be closed.
+  close_handle(c.hangup);
+  ::close(c.hangup_fd);
+  c.hangup_fd = -1;
 }
 
 void ControlServer::handle_bytes(Client& c, std::string_view bytes) {
@@ -226,7 +280,7 @@ void ControlServer::handle_bytes(Client& c, std::string_view bytes) {
 
 void ControlServer::send(ClientId id, const std::string& line) {
   auto it = clients_.find(id);
-  if (it == clients_.end()) return;
+  if (it == clients_.end() || it->second->dropped) return;
   Client& c = *it->second;
   auto* stream = reinterpret_cast<uv_stream_t*>(c.pipe);
   if (uv_stream_get_write_queue_size(stream) == 0) {
@@ -279,7 +333,7 @@ void ControlServer::close_when_done(ClientId id) {
 
 void ControlServer::disconnect(ClientId id) {
   auto it = clients_.find(id);
-  if (it != clients_.end()) {
+  if (it != clients_.end() && !it->second->dropped) {
     log_.warn("control socket: dropping client " + std::to_string(id) +
               ": it is not reading its replies");
     drop(*it->second);
@@ -296,31 +350,41 @@ void ControlServer::close_after_flush(Client& c) {
   c.closing = true;
   auto* stream = reinterpret_cast<uv_stream_t*>(c.pipe);
   uv_read_stop(stream);
-  struct ShutdownReq {
-    uv_shutdown_t req;
-    ControlServer* server;
-    ClientId id;
-  };
-  auto* s = new ShutdownReq{{}, this, c.id};
-  if (uv_shutdown(&s->req, stream, [](uv_shutdown_t* r, int) {
-        auto* s = reinterpret_cast<ShutdownReq*>(r);
-        // The server may be gone by now (closing at exit drops clients first).
-        if (s->server != nullptr) {
-          auto it = s->server->clients_.find(s->id);
-          if (it != s->server->clients_.end()) s->server->drop(*it->second);
-        }
-        delete s;
+  auto* req = new uv_shutdown_t{};
+  if (uv_shutdown(req, stream, [](uv_shutdown_t* r, int) {
+        // The stream's data is the client until the client is closed: a shutdown that
+        // completes (or is cancelled) after that finds nobody to drop.
+        if (auto* client = static_cast<Client*>(r->handle->data)) client->server->drop(*client);
+        delete r;
       }) != 0) {
-    delete s;
+    delete req;
     drop(c);
   }
 }
 
 void ControlServer::drop(Client& c) {
-  const ClientId id = c.id;
-  close_handle(c.pipe);
-  clients_.erase(id);
-  handler_.on_disconnect(id);
+  // Never erased here: drop() is reached from send(), and a caller may be walking its own
+  // list of clients (event subscribers, log followers) when a send fails. The client
+  // only stops taking output now; it leaves the map, and the handler hears of it, in the
+  // close callback, on a later turn of the loop where no such walk is under way.
+  if (c.dropped) return;
+  c.dropped = true;
+  c.closing = true;
+  stop_hangup_watch(c);
+  auto* raw = reinterpret_cast<uv_handle_t*>(c.pipe);
+  uv_read_stop(reinterpret_cast<uv_stream_t*>(c.pipe));
+  if (!uv_is_closing(raw)) uv_close(raw, &ControlServer::on_closed);
+}
+
+void ControlServer::on_closed(uv_handle_t* handle) {
+  auto* c = static_cast<Client*>(handle->data);
+  delete reinterpret_cast<uv_pipe_t*>(handle);
+  if (c == nullptr) return;  // closed with the server: already gone from its map
+  ControlServer& server = *c->server;
+  const ClientId id = c->id;
+  c->notified = true;
+  server.clients_.erase(id);
+  server.handler_.on_disconnect(id);
 }
 
 }  // namespace vigil

@@ -55,14 +55,22 @@ class ControlServer {
   // Stops accepting, closes every client and removes the socket file.
   void close();
 
-  // Queues one line to a client; a client that lets too much pile up is dropped.
+  // Queues one line to a client; a client that lets too much pile up, or whose socket
+  // fails, is dropped. Never calls back into the Handler and never changes which clients
+  // exist before it returns: a drop takes effect on a later turn of the loop (then
+  // Handler::on_disconnect), so a caller may send to each of a list of clients while
+  // walking that list.
   void send(ClientId client, const std::string& line);
   void send_result(ClientId client, const protocol::json& id, const protocol::json& result);
   void send_error(ClientId client, const protocol::json& id, const protocol::Error& err);
-  bool connected(ClientId client) const { return clients_.count(client) != 0; }
+  bool connected(ClientId client) const {
+    auto it = clients_.find(client);
+    return it != clients_.end() && !it->second->dropped;
+  }
   // Closes a client whose input is closed, once what is queued to it is written.
   void close_when_done(ClientId client);
-  // Drops a client at once (it let too much output pile up).
+  // Drops a client (it let too much output pile up): it takes no more output from now
+  // on, and goes as send() describes.
   void disconnect(ClientId client);
   bool input_closed(ClientId client) const;
   std::size_t client_count() const { return clients_.size(); }
@@ -76,13 +84,23 @@ class ControlServer {
     protocol::LineReader reader;
     bool closing = false;
     bool input_closed = false;
+    // Being closed: takes no more output, and leaves clients_ in on_closed().
+    bool dropped = false;
+    bool notified = false;  // the handler has heard of its going
+    // Input closed with something still owed: watches for the peer's full hang-up.
+    uv_poll_t* hangup = nullptr;
+    int hangup_fd = -1;
   };
 
   static void on_connection(uv_stream_t* server, int status);
   static void on_alloc(uv_handle_t* handle, std::size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+  static void on_closed(uv_handle_t* handle);
   void accept_one();
   void handle_bytes(Client& c, std::string_view bytes);
+  // A client whose input is closed but who is owed more goes once it hangs up for good.
+  void watch_hangup(Client& c);
+  void stop_hangup_watch(Client& c);
   // Closes a client once what is queued to it has been written.
   void close_after_flush(Client& c);
   void drop(Client& c);
