@@ -16,8 +16,8 @@ bool is_glob(const std::string& s) { return s.find_first_of("*?[") != std::strin
 
 }  // namespace
 
-Job& Supervisor::add(config::JobSpec spec) {
-  auto job = std::make_unique<Job>(std::move(spec));
+Job& Supervisor::add(config::JobSpec spec, const Instant& now) {
+  auto job = std::make_unique<Job>(std::move(spec), now);
   Job& ref = *job;
   by_name_[ref.name()] = &ref;
   jobs_.push_back(std::move(job));
@@ -32,7 +32,7 @@ Job* Supervisor::find(const std::string& name) const {
 void Supervisor::load(const std::vector<config::JobSpec>& jobs, const Instant& now,
                       Effects& out) {
   for (const auto& spec : jobs) {
-    Job& job = add(spec);
+    Job& job = add(spec, now);
     if (spec.autostart) job.start(now, out);
   }
   settle(out);
@@ -65,7 +65,7 @@ ReloadReport Supervisor::reload(const std::vector<config::JobSpec>& jobs, const 
     }
     if (job == nullptr) {
       report.added.push_back(spec.name);
-      Job& added = add(spec);
+      Job& added = add(spec, now);
       if (spec.autostart && !shutting_down_) added.start(now, out);
       continue;
     }

@@ -84,7 +84,7 @@ class Supervisor {
     std::vector<std::string> order;    // the jobs as asked for
   };
 
-  Job& add(config::JobSpec spec);
+  Job& add(config::JobSpec spec, const Instant& now);
   // Called after every change: finishes removals and answers settled waiters.
   void settle(Effects& out);
 

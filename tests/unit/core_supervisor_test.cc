@@ -211,3 +211,23 @@ TEST_CASE("shutdown stops every job at once and refuses starts") {
   CHECK(w.sup.quiescent());
   CHECK(w.spawns.size() == 3);  // nothing came back
 }
+
+TEST_CASE("since: a job that never changed state shows when it was loaded") {
+  World w;
+  auto idle = job_spec("idle");
+  idle.autostart = false;
+  w.load({idle, job_spec("up")});
+  const double loaded = w.now.unix_seconds;
+  w.advance(3s);
+  CHECK(w.job("idle").state() == State::stopped);
+  CHECK(w.job("idle").since() == doctest::Approx(loaded));
+  CHECK(core::status_json(w.job("idle"), w.now)["since"] == doctest::Approx(loaded));
+  CHECK(w.job("up").since() == doctest::Approx(loaded + 1.0));  // running after 1s
+  // A job a reload adds: the time of that reload.
+  auto later = job_spec("later");
+  later.autostart = false;
+  w.sup.reload({idle, job_spec("up"), later}, w.now, w.fx);
+  w.drain();
+  CHECK(w.job("later").since() == doctest::Approx(loaded + 3.0));
+  CHECK(w.job("idle").since() == doctest::Approx(loaded));  // untouched by the reload
+}
