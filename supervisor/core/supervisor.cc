@@ -170,7 +170,7 @@ void Supervisor::restart(const std::vector<Job*>& jobs, const Instant& now, Effe
   settle(out);
 }
 
-std::optional<Outcome> Supervisor::outcome(const Job& job, Goal goal) {
+std::optional<Outcome> Supervisor::outcome(const Job& job, Goal goal) const {
   Outcome o;
   o.job = job.name();
   o.state = job.state();
@@ -201,9 +201,12 @@ std::optional<Outcome> Supervisor::outcome(const Job& job, Goal goal) {
       break;
     case State::stopped:
       if (job.wanted_up()) return std::nullopt;  // a restart between its stop and start
+      // Stopped while the start waited: nothing of the job's own went wrong, so there is
+      // no log to point at, only who stopped it (a reload that removes it says so apart).
       o.ok = false;
-      o.message = "stopped";
-      break;
+      o.message = shutting_down_ ? "start cancelled: vigild is shutting down"
+                                 : "start cancelled: it was stopped by a stop request";
+      return o;
     case State::starting:
     case State::stopping:
       return std::nullopt;
