@@ -210,6 +210,9 @@ class Run {
         case Kind::message:
           if (r.message.event) print_event(*r.message.event, r.message);
           if (out_.gone()) return exit_code::ok;
+          // vigild ended the stream (the job was removed, vigild is exiting): nothing is
+          // wrong, and nothing more will come.
+          if (r.message.event == "end") return ended(r.message.result);
           break;
         case Kind::interrupted:
           if (interrupted()) return exit_code::interrupted;
@@ -224,6 +227,14 @@ class Run {
           return exit_code::failed;
       }
     }
+  }
+
+  int ended(const json& event) {
+    const json& reason = event.is_object() ? event.value("reason", json()) : json();
+    err_.write("vigilctl: " +
+               (reason.is_string() ? reason.get<std::string>() : std::string("the stream ended")) +
+               "; nothing more follows\n");
+    return exit_code::ok;
   }
 
   void print_event(const std::string& kind, const protocol::Message& m) {

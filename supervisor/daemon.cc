@@ -290,11 +290,11 @@ void Daemon::run_effect(const core::Effect& effect) {
           },
           [&](const core::Forget& f) {
             deadlines_.clear(f.job);
-            followers_.erase(f.job);
             if (auto it = outputs_.find(f.job); it != outputs_.end()) {
-              it->second->drain();
+              it->second->drain();  // what the job wrote last reaches its followers first
               outputs_.erase(it);
             }
+            end_follows(f.job, "job " + f.job + " was removed by a reload");
           },
           [&](const core::Reply& r) {
             auto it = waiting_.find(r.waiter);
@@ -349,7 +349,7 @@ void Daemon::on_output(const std::string& job, JobOutput::Stream stream, std::st
   };
   std::vector<Target> targets;
   for (const auto& f : it->second) {
-    if (f.stream == stream) targets.push_back({f.client, f.id, f.answered});
+    if (f.stream == stream && !f.ended) targets.push_back({f.client, f.id, f.answered});
   }
   if (targets.empty()) return;
   const json fields = {{"name", job},
@@ -364,7 +364,7 @@ void Daemon::on_output(const std::string& job, JobOutput::Stream stream, std::st
     }
     // Waiting for its tail: kept, within the bound a client's queue has anyway.
     for (auto& waiting : it->second) {
-      if (waiting.client != t.client || waiting.id != t.id) continue;
+      if (waiting.client != t.client || waiting.id != t.id || waiting.ended) continue;
       waiting.backlog_bytes += event.size();
       waiting.backlog.push_back(std::move(event));
       if (waiting.backlog_bytes > kMaxQueuedOutput) server_->disconnect(t.client);
@@ -473,7 +473,8 @@ void Daemon::finish() {
   if (finished_) return;
   finished_ = true;
   log_.info("all jobs stopped; exiting");
-  // What the jobs wrote last is still in their pipes: it goes to disk before we go.
+  // What the jobs wrote last is still in their pipes: it goes to disk (and to followers)
+  // before we go, and tails still being read are answered.
   for (auto& [name, out] : outputs_) out->drain();
   writer_->flush();
   outputs_.clear();
@@ -481,6 +482,10 @@ void Daemon::finish() {
   // `vigilctl shutdown && vigild` never finds the old daemon in the way.
   watchdog_.goodbye();
   pidfile_.release();
+  // A follower learns why its stream ends rather than only that the connection did.
+  std::vector<std::string> followed;
+  for (const auto& [job, list] : followers_) followed.push_back(job);
+  for (const auto& job : followed) end_follows(job, "vigild is shutting down");
   server_->close();
   job_timer_.reset();
   signals_.clear();
@@ -763,13 +768,51 @@ void Daemon::logs_read(ClientId c, const json& id, const std::string& job, const
       }
       f->answered = true;
       const std::vector<std::string> backlog = std::move(f->backlog);
-      f->backlog = {};
-      f->backlog_bytes = 0;
+      if (f->ended) {
+        // Its job went while the tail was read: the backlog ends with the `end` event.
+        it->second.erase(f);
+        if (it->second.empty()) followers_.erase(it);
+      } else {
+        f->backlog = {};
+        f->backlog_bytes = 0;
+      }
+      // Sent last: a send that fails drops the client, which edits followers_.
       for (const auto& event : backlog) server_->send(c, event);
       break;
     }
   }
   close_if_done(c);
+}
+
+void Daemon::end_follows(const std::string& job, const std::string& reason) {
+  auto it = followers_.find(job);
+  if (it == followers_.end()) return;
+  const json fields = {{"name", job}, {"reason", reason}};
+  std::vector<std::pair<ClientId, std::string>> ends;
+  auto& list = it->second;
+  for (auto f = list.begin(); f != list.end();) {
+    if (f->ended) {
+      ++f;
+      continue;
+    }
+    std::string event = protocol::encode_event(f->id, "end", fields);
+    if (!f->answered) {
+      // Its tail is still being read: the end goes out behind it (logs_read).
+      f->backlog.push_back(std::move(event));
+      f->ended = true;
+      ++f;
+      continue;
+    }
+    ends.emplace_back(f->client, std::move(event));
+    f = list.erase(f);
+  }
+  if (list.empty()) followers_.erase(it);
+  // Sent once the list is settled: a send that fails drops its client, and dropping a
+  // client edits followers_.
+  for (const auto& [client, event] : ends) {
+    server_->send(client, event);
+    close_if_done(client);
+  }
 }
 
 void Daemon::cmd_events(ClientId c, const protocol::Request& r) {

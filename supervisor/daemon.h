@@ -59,6 +59,9 @@ class Daemon : public ControlServer::Handler {
     bool answered = false;
     std::vector<std::string> backlog;  // encoded events
     std::size_t backlog_bytes = 0;
+    // The follow is over (its job was removed): the `end` event waits in the backlog
+    // behind the answer, and nothing more is added.
+    bool ended = false;
   };
 
   core::Instant now();
@@ -91,6 +94,9 @@ class Daemon : public ControlServer::Handler {
                  const std::string& stream, const std::string& path, LogTail tail);
   // A client whose input is closed goes once nothing more is owed to it.
   void close_if_done(ControlServer::ClientId c);
+  // Ends every follow of `job`'s log: each follower gets an `end` event with `reason`
+  // (after the answer it still waits for, if any), and the request is done.
+  void end_follows(const std::string& job, const std::string& reason);
 
   // Command handlers, one per protocol command (see the registry in daemon.cc).
   void cmd_version(ControlServer::ClientId c, const protocol::Request& r);

@@ -281,7 +281,8 @@ void JobOutput::drain() {
         break;
       }
       chunk.size = static_cast<std::size_t>(n);
-      writer_.write(stream_for(*r), std::move(chunk));
+      // As any output read: stamped, and shown to followers (whose stream ends next).
+      consume(*r, std::move(chunk));
     }
   }
 }

@@ -47,7 +47,8 @@ class JobOutput {
   void redefine(Spec spec);
   // Makes the descriptors for the next process. Returns "" or the reason.
   std::string prepare(ChildStdio& io);
-  // Reads what is left in the pipes without waiting (at shutdown, after the jobs exit).
+  // Reads what is left in the pipes without waiting (at shutdown, or when a reload removed
+  // the job), as output read on the loop is: stamped, shown to followers, written.
   void drain();
   // Health of the log files: the first error, or "".
   std::string log_error() const;

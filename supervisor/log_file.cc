@@ -124,21 +124,24 @@ bool LogFile::write_all(std::string_view data) {
       fail(errno, data.size());
       return false;
     }
-    size_ += static_cast<std::uint64_t>(n);
-    data.remove_prefix(static_cast<std::size_t>(n));
+    // Where the file ends is what reached it, even when the rest of the write does not
+    // follow (a disk that fills in the middle of a line): the note about the loss must
+    // know whether it has to start a new line.
+    const std::string_view done = data.substr(0, static_cast<std::size_t>(n));
+    const std::size_t nl = last_line_end(done);
+    line_len_ = nl == std::string_view::npos ? line_len_ + done.size() : done.size() - nl - 1;
+    at_line_start_ = done.back() == '\n';
+    size_ += done.size();
+    data.remove_prefix(done.size());
   }
   return true;
 }
 
 bool LogFile::append(std::string_view data) {
   const std::uint64_t max = policy_.max_size;
-  // Writes the first n bytes of data and keeps the line bookkeeping.
+  // Writes the first n bytes of data (write_all keeps the line bookkeeping).
   auto put = [&](std::size_t n) {
-    std::string_view part = data.substr(0, n);
-    if (!write_all(part)) return false;
-    const std::size_t nl = last_line_end(part);
-    line_len_ = nl == std::string_view::npos ? line_len_ + n : n - nl - 1;
-    at_line_start_ = part.back() == '\n';
+    if (!write_all(data.substr(0, n))) return false;
     data.remove_prefix(n);
     return true;
   };

@@ -91,7 +91,8 @@ std::shared_ptr<const config::JobSpec> own(config::JobSpec spec) {
 
 }  // namespace
 
-Job::Job(config::JobSpec spec) : spec_(own(std::move(spec))) {}
+Job::Job(config::JobSpec spec, const Instant& loaded)
+    : spec_(own(std::move(spec))), since_(loaded) {}
 
 void Job::redefine(config::JobSpec spec) { spec_ = own(std::move(spec)); }
 

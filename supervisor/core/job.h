@@ -29,7 +29,8 @@ milliseconds stable_after(const config::JobSpec& spec);
 
 class Job {
  public:
-  explicit Job(config::JobSpec spec);
+  // `loaded` is when vigild took the job on: its first state (stopped) starts then.
+  Job(config::JobSpec spec, const Instant& loaded);
 
   // --- What the user asks for. Each sets the wanted state and acts on it. ---
   void start(const Instant& now, Effects& out);

@@ -16,8 +16,8 @@ bool is_glob(const std::string& s) { return s.find_first_of("*?[") != std::strin
 
 }  // namespace
 
-Job& Supervisor::add(config::JobSpec spec) {
-  auto job = std::make_unique<Job>(std::move(spec));
+Job& Supervisor::add(config::JobSpec spec, const Instant& now) {
+  auto job = std::make_unique<Job>(std::move(spec), now);
   Job& ref = *job;
   by_name_[ref.name()] = &ref;
   jobs_.push_back(std::move(job));
@@ -32,7 +32,7 @@ Job* Supervisor::find(const std::string& name) const {
 void Supervisor::load(const std::vector<config::JobSpec>& jobs, const Instant& now,
                       Effects& out) {
   for (const auto& spec : jobs) {
-    Job& job = add(spec);
+    Job& job = add(spec, now);
     if (spec.autostart) job.start(now, out);
   }
   settle(out);
@@ -65,7 +65,7 @@ ReloadReport Supervisor::reload(const std::vector<config::JobSpec>& jobs, const 
     }
     if (job == nullptr) {
       report.added.push_back(spec.name);
-      Job& added = add(spec);
+      Job& added = add(spec, now);
       if (spec.autostart && !shutting_down_) added.start(now, out);
       continue;
     }
@@ -170,7 +170,7 @@ void Supervisor::restart(const std::vector<Job*>& jobs, const Instant& now, Effe
   settle(out);
 }
 
-std::optional<Outcome> Supervisor::outcome(const Job& job, Goal goal) {
+std::optional<Outcome> Supervisor::outcome(const Job& job, Goal goal) const {
   Outcome o;
   o.job = job.name();
   o.state = job.state();
@@ -201,9 +201,12 @@ std::optional<Outcome> Supervisor::outcome(const Job& job, Goal goal) {
       break;
     case State::stopped:
       if (job.wanted_up()) return std::nullopt;  // a restart between its stop and start
+      // Stopped while the start waited: nothing of the job's own went wrong, so there is
+      // no log to point at, only who stopped it (a reload that removes it says so apart).
       o.ok = false;
-      o.message = "stopped";
-      break;
+      o.message = shutting_down_ ? "start cancelled: vigild is shutting down"
+                                 : "start cancelled: it was stopped by a stop request";
+      return o;
     case State::starting:
     case State::stopping:
       return std::nullopt;

@@ -58,7 +58,7 @@ class Supervisor {
   // The requester went away: no Reply for this waiter.
   void cancel_wait(std::uint64_t waiter) { waiters_.erase(waiter); }
   // The outcome of one job for a goal right now, or nothing while it is still moving.
-  static std::optional<Outcome> outcome(const Job& job, Goal goal);
+  std::optional<Outcome> outcome(const Job& job, Goal goal) const;
 
   // Stops every job (all at once) and refuses further starts.
   void shutdown(const Instant& now, Effects& out);
@@ -84,7 +84,7 @@ class Supervisor {
     std::vector<std::string> order;    // the jobs as asked for
   };
 
-  Job& add(config::JobSpec spec);
+  Job& add(config::JobSpec spec, const Instant& now);
   // Called after every change: finishes removals and answers settled waiters.
   void settle(Effects& out);
 

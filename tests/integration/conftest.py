@@ -5,9 +5,13 @@ Every test gets its own folder holding the config, socket, pidfile and logs, and
 conditions. Nothing sleeps a fixed time: `wait_until` polls with a generous bound.
 """
 
+import grp
 import json
 import os
 import pathlib
+import pwd
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -106,6 +110,58 @@ def children_of(pid):
         if int(fields[1]) == pid:
             out.append(int(entry))
     return out
+
+
+def processes_of(uid):
+    """Pids of every process (zombies included) whose real uid is `uid`."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as f:
+                uids = next(l for l in f if l.startswith("Uid:")).split()
+        except (OSError, StopIteration):
+            continue
+        if int(uids[1]) == uid:
+            out.append(int(entry))
+    return out
+
+
+@pytest.fixture
+def throwaway_user():
+    """A system user and its group, made for one test and removed after it (needs root).
+
+    For tests that count or limit a user's processes: `nobody` may run anything on the
+    machine (memcached, a test of another checkout), a user made here runs nothing but
+    what the test starts. Yields its pwd entry; its group has the same name."""
+    if os.geteuid() != 0 or shutil.which("useradd") is None:
+        pytest.skip("needs root and useradd to make a user")
+    name = f"vigil-test-{secrets.token_hex(4)}"
+    r = subprocess.run(["useradd", "--system", "--user-group", "--no-create-home",
+                        "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot make a user here: {r.stderr.strip()}")
+    pw = pwd.getpwnam(name)
+    try:
+        yield pw
+    finally:
+        # userdel refuses a user that still runs something: what the test left goes first.
+        for pid in processes_of(pw.pw_uid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        wait_until(lambda: not processes_of(pw.pw_uid), timeout=30,
+                   what=f"the processes of {name} to be gone")
+        r = subprocess.run(["userdel", name], capture_output=True, text=True)
+        assert r.returncode == 0, f"userdel {name}: {r.stderr}"
+        try:
+            grp.getgrnam(name)
+            subprocess.run(["groupdel", name], capture_output=True, text=True, check=True)
+        except KeyError:
+            pass  # userdel removed the group with the user
 
 
 def to_yaml(value, indent=0):

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import Client, assert_rss_below, helper_cmd, pid_alive, wait_until
+from conftest import Client, assert_rss_below, helper_cmd, pid_alive, sleeper, wait_until
 
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ")
 
@@ -164,6 +164,101 @@ def test_vigilctl_logs_follow_ends_cleanly_on_a_closed_pipe(vigil):
     assert r.stderr == ""
 
 
+def test_a_follow_ends_when_a_reload_removes_the_job(vigil):
+    # A job that writes a line and then one each 20 ms: vigilctl logs -f follows it.
+    jobs = {"web": {"command": helper_cmd("drip", 0.02), "log_max_size": 0}, "other": sleeper()}
+    vigil.write_config(jobs)
+    vigil.start()
+    log = out_log(vigil, "web")
+    wait_until(lambda: text(log).count("\n") >= 3, what="output")
+    seen = vigil.dir / "followed.txt"
+    with open(seen, "w") as out:
+        f = subprocess.Popen([vigil_ctl_path(), "-s", vigil.socket, "logs", "-f", "-n",
+                              "1000000", "web"], stdout=out, stderr=subprocess.PIPE, text=True)
+    try:
+        before = text(log).count("\n")
+        wait_until(lambda: seen.read_text().count("\n") > before, what="the follow to be live")
+        del jobs["web"]
+        vigil.write_config(jobs)
+        r = vigil.ctl("reload", check=True)
+        assert "removed: web" in r.stdout and "unchanged: 1 job" in r.stdout
+        # vigilctl ends by itself, with a note and status 0: it does not hang.
+        assert f.wait(timeout=20) == 0
+        assert f.stderr.read() == ("vigilctl: job web was removed by a reload; "
+                                   "nothing more follows\n")
+    finally:
+        if f.poll() is None:
+            f.kill()
+            f.wait()
+    # Everything the job wrote reached the follower before the end: the tail and the
+    # follow together are the whole log.
+    assert seen.read_text() == log.read_text()
+
+
+def test_a_follower_of_a_removed_job_gets_an_end_event_and_the_connection_goes_on(vigil):
+    jobs = {"web": sleeper(), "idle": {"command": helper_cmd("sleep"), "autostart": False}}
+    vigil.write_config(jobs)
+    vigil.start()
+    vigil.wait_state("web", "running")
+    c = vigil.client()
+    r = c.call("logs", name="web", lines=0, follow=True)
+    assert r["ok"], r
+    vigil.write_config({"idle": jobs["idle"]})
+    assert vigil.call("reload")["ok"]
+    m = c.read_message()
+    assert m == {"id": 1, "event": "end", "name": "web",
+                 "reason": "job web was removed by a reload"}
+    # The stream is over, the connection is not.
+    assert c.call("version")["ok"]
+    c.close()
+
+    # A job that has no process leaves at once, maybe before the tail a follower asked
+    # for just before is read: the end then comes after that answer, never before it.
+    vigil.write_config({"idle": jobs["idle"], "later": sleeper()})
+    assert vigil.call("reload")["ok"]
+    vigil.write_config({"later": sleeper()})
+    c = vigil.client()
+    c.send_line(b'{"id": "f", "cmd": "logs", "args": {"name": "idle", "follow": true}}\n'
+                b'{"id": "r", "cmd": "reload"}\n')
+    got = [c.read_message() for _ in range(3)]
+    by_id = [(m["id"], m.get("event")) for m in got]
+    assert by_id.index(("f", None)) < by_id.index(("f", "end")), got
+    assert ("r", None) in by_id, got
+    assert got[by_id.index(("f", "end"))]["reason"] == "job idle was removed by a reload"
+    assert c.call("version")["ok"]
+    c.close()
+
+
+def test_a_follow_ends_when_vigild_shuts_down(vigil):
+    vigil.write_config({"web": {"command": helper_cmd("drip", 0.02)}})
+    vigil.start()
+    log = out_log(vigil, "web")
+    wait_until(lambda: text(log).count("\n") >= 3, what="output")
+    c = vigil.client()
+    assert c.call("logs", name="web", lines=0, follow=True)["ok"]
+    f = subprocess.Popen([vigil_ctl_path(), "-s", vigil.socket, "logs", "-f", "web"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # Live once its first line of output came through.
+        assert f.stdout.readline().startswith("drip ")
+        vigil.stop()
+        assert f.wait(timeout=20) == 0
+        assert f.stderr.read() == "vigilctl: vigild is shutting down; nothing more follows\n"
+    finally:
+        if f.poll() is None:
+            f.kill()
+            f.wait()
+    # Over the protocol: log events, then the end, then the connection closes.
+    while True:
+        m = c.read_message()
+        if m["event"] != "log":
+            break
+    assert m == {"id": 1, "event": "end", "name": "web", "reason": "vigild is shutting down"}
+    with pytest.raises(ConnectionError):
+        c.read_message()
+    c.close()
+
+
 def vigil_ctl_path():
     from conftest import VIGILCTL
     return VIGILCTL
@@ -249,8 +344,9 @@ def test_a_full_disk_keeps_the_job_running_and_reports_dropped_bytes(vigil):
         log = pathlib.Path(mnt) / "w.out.log"
         wait_until(lambda: "bytes dropped" in log.read_text(), timeout=20,
                    what="the dropped-bytes line")
-        assert re.search(r"\[vigil: \d+ bytes dropped: cannot write .*No space left on device\]",
-                         log.read_text())
+        # On a line of its own, whatever line the disk filled up in the middle of.
+        assert re.search(r"^\[vigil: \d+ bytes dropped: cannot write .*No space left on device\]$",
+                         log.read_text(), re.M), log.read_text()[-2000:]
         wait_until(lambda: vigil.status("w")["log_error"] is None, what="the error to clear")
         assert vigil.status("w")["pid"] == pid  # the job never stopped
         assert "output is dropped" in vigil.daemon_log()

@@ -211,3 +211,67 @@ TEST_CASE("shutdown stops every job at once and refuses starts") {
   CHECK(w.sup.quiescent());
   CHECK(w.spawns.size() == 3);  // nothing came back
 }
+
+TEST_CASE("a start cut short by a stop says so, with no log to read") {
+  World w;
+  auto s = job_spec("x");
+  s.autostart = false;
+  s.start_seconds = 5000ms;
+  w.load({s});
+  auto jobs = w.pick({"x"});
+  w.sup.start(jobs, w.now, w.fx);
+  w.sup.wait_for(jobs, core::Goal::up, w.fx);
+  w.drain();
+  w.advance(1s);
+  // Someone else stops it while the start waits for start_seconds.
+  w.sup.stop(jobs, w.now, w.fx);
+  w.drain();
+  CHECK(w.replies.empty());  // not before its process is gone
+  w.exit("x", ExitStatus::signal(15));
+  REQUIRE(w.replies.size() == 1);
+  const auto& o = w.replies[0].outcomes[0];
+  CHECK_FALSE(o.ok);
+  CHECK(o.state == State::stopped);
+  CHECK(o.message == "start cancelled: it was stopped by a stop request");
+  CHECK(o.log.empty());  // the job's log has nothing to say about it
+  auto err = core::outcomes_error(w.replies[0].outcomes);
+  REQUIRE(err.has_value());
+  CHECK(err->message == "x: start cancelled: it was stopped by a stop request");
+
+  // In backoff, a stop ends the wait at once; at shutdown, the shutdown is the reason.
+  w.fail_spawn["x"] = "cannot fork: Resource temporarily unavailable";
+  w.sup.start(jobs, w.now, w.fx);
+  w.drain();
+  REQUIRE(w.state("x") == State::backoff);
+  w.fail_spawn.clear();
+  w.sup.restart(jobs, w.now, w.fx);  // from backoff: spawned again, starting
+  w.sup.wait_for(jobs, core::Goal::up, w.fx);
+  w.drain();
+  REQUIRE(w.state("x") == State::starting);
+  w.sup.shutdown(w.now, w.fx);
+  w.drain();
+  w.exit("x", ExitStatus::signal(15));
+  REQUIRE(w.replies.size() == 2);
+  CHECK(w.replies[1].outcomes[0].message == "start cancelled: vigild is shutting down");
+  CHECK(w.replies[1].outcomes[0].log.empty());
+}
+
+TEST_CASE("since: a job that never changed state shows when it was loaded") {
+  World w;
+  auto idle = job_spec("idle");
+  idle.autostart = false;
+  w.load({idle, job_spec("up")});
+  const double loaded = w.now.unix_seconds;
+  w.advance(3s);
+  CHECK(w.job("idle").state() == State::stopped);
+  CHECK(w.job("idle").since() == doctest::Approx(loaded));
+  CHECK(core::status_json(w.job("idle"), w.now)["since"] == doctest::Approx(loaded));
+  CHECK(w.job("up").since() == doctest::Approx(loaded + 1.0));  // running after 1s
+  // A job a reload adds: the time of that reload.
+  auto later = job_spec("later");
+  later.autostart = false;
+  w.sup.reload({idle, job_spec("up"), later}, w.now, w.fx);
+  w.drain();
+  CHECK(w.job("later").since() == doctest::Approx(loaded + 3.0));
+  CHECK(w.job("idle").since() == doctest::Approx(loaded));  // untouched by the reload
+}

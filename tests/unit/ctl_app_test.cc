@@ -244,6 +244,30 @@ TEST_CASE("app: logs -f --json is JSON Lines: the result, then each event") {
         "{\"event\":\"log\",\"id\":1,\"name\":\"web\",\"stream\":\"stdout\",\"text\":\"b\\n\"}\n");
 }
 
+TEST_CASE("app: logs -f ends with 0 and a note when vigild ends the stream") {
+  // vigild then keeps the connection open (it may serve other requests on it): the end
+  // event alone must end the command. (Closed after it here, so that a vigilctl that
+  // missed it fails rather than hangs.)
+  const std::string lines =
+      "{\"id\":1,\"ok\":true,\"result\":{\"name\":\"web\",\"stream\":\"stdout\","
+      "\"path\":\"/l\",\"text\":\"a\\n\"}}\n"
+      "{\"id\":1,\"event\":\"log\",\"name\":\"web\",\"stream\":\"stdout\",\"text\":"
+      "\"last\\n\"}\n"
+      "{\"id\":1,\"event\":\"end\",\"name\":\"web\",\"reason\":\"job web was removed by a "
+      "reload\"}\n";
+  Result r = run({"logs", "-f", "web"}, lines);
+  CHECK(r.out == "a\nlast\n");
+  CHECK(r.err == "vigilctl: job web was removed by a reload; nothing more follows\n");
+  CHECK(r.status == 0);
+  // With --json the end is a line of the output like any event, and the note still goes
+  // to stderr.
+  r = run({"--json", "logs", "-f", "web"}, lines);
+  CHECK(r.out.find("{\"event\":\"end\",\"id\":1,\"name\":\"web\",\"reason\":\"job web was "
+                   "removed by a reload\"}\n") != std::string::npos);
+  CHECK(r.err == "vigilctl: job web was removed by a reload; nothing more follows\n");
+  CHECK(r.status == 0);
+}
+
 TEST_CASE("app: logs prints the text as it is") {
   Result r = run({"logs", "-n", "2", "web"},
                  "{\"id\":1,\"ok\":true,\"result\":{\"name\":\"web\",\"stream\":\"stdout\","

@@ -1,7 +1,9 @@
 // LogFile and LineStamper against real files in a temp folder, with a fake clock.
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -168,6 +170,73 @@ TEST_CASE("the dropped count is exactly the bytes that did not reach the file") 
     clock.now.tv_sec += 2;
   }
   CHECK(f.error() == "cannot write /dev/full: No space left on device");
+}
+
+namespace {
+
+// A disk that fills up at a given file size, for this process: writes are cut short at
+// the limit and then refused (EFBIG), as a full disk cuts them short and refuses them
+// with ENOSPC. SIGXFSZ, which would kill the process, is ignored meanwhile.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t bytes) {
+    ::getrlimit(RLIMIT_FSIZE, &saved_);
+    old_handler_ = ::signal(SIGXFSZ, SIG_IGN);
+    struct rlimit lower = saved_;
+    lower.rlim_cur = bytes;
+    REQUIRE(::setrlimit(RLIMIT_FSIZE, &lower) == 0);
+  }
+  ~FileSizeLimit() { lift(); }
+  FileSizeLimit(const FileSizeLimit&) = delete;
+  FileSizeLimit& operator=(const FileSizeLimit&) = delete;
+  // Space is back.
+  void lift() {
+    if (lifted_) return;
+    lifted_ = true;
+    ::setrlimit(RLIMIT_FSIZE, &saved_);
+    ::signal(SIGXFSZ, old_handler_);
+  }
+
+ private:
+  struct rlimit saved_ {};
+  sighandler_t old_handler_ = SIG_DFL;
+  bool lifted_ = false;
+};
+
+}  // namespace
+
+TEST_CASE("a disk that fills mid-line: the dropped-bytes note still gets a line of its own") {
+  TempDir d;
+  FakeClock clock;
+  const std::string p = d / "j.log";
+  LogFile f(p, LogPolicy{}, clock.fn());
+  REQUIRE(f.write("line 107\n"));  // 9 bytes
+  {
+    // Room for 4 more bytes: the next write is cut short inside "line 108".
+    FileSizeLimit full(9 + 4);
+    CHECK_FALSE(f.write("line 108\nline 109\n"));
+    CHECK(f.dropped() == 14);            // what did not reach the file, exactly
+    CHECK_FALSE(f.write("line 110\n"));  // within the retry pace: dropped too
+    CHECK(f.dropped() == 23);
+  }
+  clock.now.tv_sec += 2;
+  CHECK(f.write("line 111\n"));
+  CHECK(read(p) == "line 107\nline\n[vigil: 23 bytes dropped: cannot write " + p +
+                       ": File too large]\nline 111\n");
+  // A file that ends mid-line when writing fails at once (nothing of the write got in):
+  // the note starts on a line of its own there too, and ends with one.
+  CHECK(f.write("partial"));
+  {
+    FileSizeLimit full(stdfs::file_size(p));
+    CHECK_FALSE(f.write(" rest\n"));
+  }
+  clock.now.tv_sec += 2;
+  CHECK(f.write("next\n"));
+  const std::string text = read(p);
+  const std::string tail =
+      "partial\n[vigil: 6 bytes dropped: cannot write " + p + ": File too large]\nnext\n";
+  REQUIRE(text.size() >= tail.size());
+  CHECK(text.substr(text.size() - tail.size()) == tail);
 }
 
 TEST_CASE("tail: the last lines, reaching into the rotated file when short") {
