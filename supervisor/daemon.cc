@@ -486,6 +486,10 @@ void Daemon::finish() {
   std::vector<std::string> followed;
   for (const auto& [job, list] : followers_) followed.push_back(job);
   for (const auto& job : followed) end_follows(job, "vigild is shutting down");
+  // And so does a subscriber to state changes.
+  for (const auto& [client, id] : event_subscribers_) {
+    server_->send(client, protocol::encode_event(id, "end", {{"reason", "vigild is shutting down"}}));
+  }
   server_->close();
   job_timer_.reset();
   signals_.clear();

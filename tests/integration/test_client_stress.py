@@ -13,11 +13,12 @@ import os
 import random
 import socket
 import struct
+import subprocess
 import time
 
 import pytest
 
-from conftest import helper_cmd, pid_alive, sleeper, wait_until
+from conftest import VIGILCTL, helper_cmd, pid_alive, sleeper, wait_until
 
 
 def socket_count(pid):
@@ -240,3 +241,30 @@ def test_clients_vanishing_at_random_moments_while_jobs_change_state(vigil):
                what=f"vigild's sockets to come back to {settled} (seed {seed})")
     assert "internal" not in vigil.daemon_log(), f"seed {seed}"
     assert made >= 100, f"only {made} conversations ran"
+
+
+def test_an_events_subscriber_hears_why_the_stream_ends_at_shutdown(vigil):
+    vigil.write_config({"a": sleeper()})
+    vigil.start()
+    vigil.wait_state("a", "running")
+    idle_sockets(vigil.pid())
+    c = vigil.client()
+    assert c.call("events")["ok"]
+    ev = subprocess.Popen([VIGILCTL, "-s", vigil.socket, "events"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: socket_count(vigil.pid()) == 3, what="vigilctl events to subscribe")
+        vigil.stop()
+        assert ev.wait(timeout=20) == 0
+        assert "vigild is shutting down" in ev.stderr.read()
+    finally:
+        if ev.poll() is None:
+            ev.kill()
+            ev.wait()
+    m = c.read_message()
+    while m.get("event") == "state":
+        m = c.read_message()
+    assert m == {"id": 1, "event": "end", "reason": "vigild is shutting down"}
+    with pytest.raises(ConnectionError):
+        c.read_message()
+    c.close()
