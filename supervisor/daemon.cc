@@ -97,12 +97,6 @@ std::optional<Error> read_bool(const json& args, const char* key, bool& out) {
   return std::nullopt;
 }
 
-// The orphan guard is restarted when it exits. One that keeps failing (it cannot be
-// started, or something keeps killing it) is retried after 0.1s, 0.2s, 0.4s ... up to
-// once a minute, never in a tight loop; one that ran this long before it exited was
-// fine, and is restarted after the first delay again.
-const config::Backoff kGuardBackoff{std::chrono::milliseconds(100), std::chrono::minutes(1), 2.0};
-constexpr std::chrono::seconds kGuardStable{10};
 // The most of a log one `logs` answer carries. Even with JSON escaping at its worst (six
 // bytes for one) the reply stays within what a client may have queued (kMaxQueuedOutput).
 constexpr std::size_t kMaxLogsBytes = 1024 * 1024;
@@ -417,22 +411,22 @@ void Daemon::on_job_timers() {
 // --- The orphan guard ---
 
 void Daemon::start_guard() {
-  guard_started_ = now().mono;
+  guard_pacer_.started(now().mono);
   if (auto err = watchdog_.restart(); !err.empty()) {
-    retry_guard_later("cannot start the orphan guard (" + err + ")");
+    retry_guard_later("cannot start the orphan guard (" + err + ")",
+                      guard_pacer_.failed_to_start());
   }
 }
 
 void Daemon::on_guard_exit(const core::ExitStatus& e) {
   watchdog_.exited();
-  if (now().mono - guard_started_ >= kGuardStable) guard_failures_ = 0;
-  retry_guard_later("the orphan guard exited (" + core::describe(e) + ")");
+  retry_guard_later("the orphan guard exited (" + core::describe(e) + ")",
+                    guard_pacer_.exited(now().mono));
 }
 
-void Daemon::retry_guard_later(const std::string& what) {
-  const auto delay = core::backoff_delay(kGuardBackoff, ++guard_failures_);
+void Daemon::retry_guard_later(const std::string& what, std::chrono::milliseconds delay) {
   std::string note = what + "; restarting it in " + config::format_duration(delay);
-  if (delay >= kGuardBackoff.max) {
+  if (guard_pacer_.at_cap(delay)) {
     note += " (it keeps failing: until it runs, jobs outlive a vigild that is killed)";
   }
   log_.warn(note);

@@ -16,9 +16,10 @@
 #include "deadlines.h"
 #include "effects.h"
 #include "job_output.h"
-#include "log_writer.h"
 #include "loader.h"
+#include "log_writer.h"
 #include "logger.h"
+#include "pacer.h"
 #include "pidfile.h"
 #include "spawner.h"
 #include "supervisor.h"
@@ -72,10 +73,10 @@ class Daemon : public ControlServer::Handler {
   void on_job_timers();
   void arm_job_timer();
   // The orphan guard: (re)started at once, then after a delay that grows while it keeps
-  // failing (see kGuardBackoff in daemon.cc).
+  // failing (guard_pacer_).
   void start_guard();
   void on_guard_exit(const core::ExitStatus& e);
-  void retry_guard_later(const std::string& what);
+  void retry_guard_later(const std::string& what, std::chrono::milliseconds delay);
   void begin_shutdown(const std::string& why);
   void maybe_finish();
   void finish();
@@ -127,8 +128,7 @@ class Daemon : public ControlServer::Handler {
   Watchdog watchdog_;
   std::unique_ptr<Timer> guard_timer_;  // armed only while a guard restart is pending
   std::unique_ptr<Timer> trim_timer_;   // armed for a moment after a reload
-  int guard_failures_ = 0;              // in a row: the streak for the restart delay
-  std::chrono::milliseconds guard_started_{0};
+  core::RestartPacer guard_pacer_ = core::guard_pacer();
   std::vector<std::unique_ptr<SignalWatcher>> signals_;
   core::Deadlines deadlines_;           // every job's timer ...
   std::unique_ptr<Timer> job_timer_;   // ... on this one, armed for the earliest
