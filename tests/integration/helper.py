@@ -113,6 +113,43 @@ def main():
         grand = os.read(r, 64).decode()
         write(args[0], f"{grand}\n")
         forever()
+    elif mode == "daemonize":
+        # The classic double fork of a program that daemonizes itself: a child calls setsid
+        # and forks the daemon, then exits; the leader waits for it and exits 0. The daemon
+        # (in a session and process group of its own) writes its pid to PIDFILE, and on
+        # SIGTERM writes "TERM" to PIDFILE.term before it exits.
+        # The pid file is there before the leader exits.
+        pidfile = args[0]
+        r, w = os.pipe()
+        child = os.fork()
+        if child == 0:
+            os.setsid()
+            if os.fork() == 0:
+                trap_term(pidfile + ".term")
+                write(pidfile, f"{os.getpid()}\n")
+                os.write(w, b"x")
+                forever()
+            os.read(r, 1)
+            os._exit(0)
+        os.waitpid(child, 0)
+        sys.exit(0)
+    elif mode == "escape":
+        # Like "daemonize", but the leader stays up: it leaves behind a process outside its
+        # process group (vigild's child once the intermediate has exited), writes that
+        # process's pid to PIDFILE once it is vigild's, and runs on.
+        pidfile = args[0]
+        r, w = os.pipe()
+        child = os.fork()
+        if child == 0:
+            os.setsid()
+            if os.fork() == 0:
+                trap_term(pidfile + ".term")
+                os.write(w, f"{os.getpid()}".encode())
+                forever()
+            os._exit(0)
+        os.waitpid(child, 0)  # the escaped process is an orphan now
+        write(pidfile, os.read(r, 64).decode() + "\n")
+        forever()
     elif mode == "group-trap":
         # A leader whose child, in its process group, writes "TERM" to FILE on SIGTERM and
         # exits. On SIGTERM the leader waits for the child before it exits itself, as a
