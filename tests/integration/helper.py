@@ -31,6 +31,24 @@ def trap_term(path):
     signal.signal(signal.SIGTERM, on_term)
 
 
+def leave_group(pidfile):
+    """The classic double fork: a child calls setsid and forks the process that stays (in a
+    session and process group of its own; on SIGTERM it writes "TERM" to PIDFILE.term and
+    exits), then exits itself. Returns the pid of the process that stays, once the child
+    has been reaped: it is an orphan then, the subreaper's."""
+    r, w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.setsid()
+        if os.fork() == 0:
+            trap_term(pidfile + ".term")
+            os.write(w, f"{os.getpid()}".encode())
+            forever()
+        os._exit(0)
+    os.waitpid(child, 0)
+    return int(os.read(r, 64))
+
+
 def main():
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "sleep":
@@ -114,41 +132,14 @@ def main():
         write(args[0], f"{grand}\n")
         forever()
     elif mode == "daemonize":
-        # The classic double fork of a program that daemonizes itself: a child calls setsid
-        # and forks the daemon, then exits; the leader waits for it and exits 0. The daemon
-        # (in a session and process group of its own) writes its pid to PIDFILE, and on
-        # SIGTERM writes "TERM" to PIDFILE.term before it exits.
-        # The pid file is there before the leader exits.
-        pidfile = args[0]
-        r, w = os.pipe()
-        child = os.fork()
-        if child == 0:
-            os.setsid()
-            if os.fork() == 0:
-                trap_term(pidfile + ".term")
-                write(pidfile, f"{os.getpid()}\n")
-                os.write(w, b"x")
-                forever()
-            os.read(r, 1)
-            os._exit(0)
-        os.waitpid(child, 0)
+        # A program that daemonizes itself: it leaves its daemon (see leave_group), and
+        # once the daemon's pid is in PIDFILE it exits 0.
+        write(args[0], f"{leave_group(args[0])}\n")
         sys.exit(0)
     elif mode == "escape":
-        # Like "daemonize", but the leader stays up: it leaves behind a process outside its
-        # process group (vigild's child once the intermediate has exited), writes that
-        # process's pid to PIDFILE once it is vigild's, and runs on.
-        pidfile = args[0]
-        r, w = os.pipe()
-        child = os.fork()
-        if child == 0:
-            os.setsid()
-            if os.fork() == 0:
-                trap_term(pidfile + ".term")
-                os.write(w, f"{os.getpid()}".encode())
-                forever()
-            os._exit(0)
-        os.waitpid(child, 0)  # the escaped process is an orphan now
-        write(pidfile, os.read(r, 64).decode() + "\n")
+        # Like "daemonize", but the leader stays up: the process it left outside its group
+        # is vigild's child once its pid is in PIDFILE, and the leader runs on.
+        write(args[0], f"{leave_group(args[0])}\n")
         forever()
     elif mode == "group-trap":
         # A leader whose child, in its process group, writes "TERM" to FILE on SIGTERM and

@@ -103,7 +103,9 @@ def test_a_daemonizing_job_with_kill_group_dies_with_its_leader_and_says_so(vigi
     # a program that daemonizes itself leaves its daemon outside the group, which dies
     # too, and status says why. A start never adds another copy.
     pidfile = tmp_path / "d.pid"
-    vigil.write_config({"d": job(tmp_path, "daemonize", pidfile)})
+    # Its leader exits long before start_seconds, however slow the machine: a start that
+    # ends in `exited`, not one that counted as running first.
+    vigil.write_config({"d": job(tmp_path, "daemonize", pidfile, start_seconds="30s")})
     vigil.start()
     s = vigil.wait_state("d", "exited")
     daemon = int(pidfile.read_text())

@@ -257,19 +257,25 @@ def test_a_job_ignoring_sigterm_and_its_child_are_gone_within_stop_timeout(vigil
     assert "did not stop within 1s, killed" in vigil.status("stubborn")["reason"]
 
 
-def test_kill_group_reaches_grandchildren_and_false_does_not(vigil, tmp_path):
+def start_group_and_leader(vigil, tmp_path, **leader):
+    """Jobs "group" (kill_group) and "leader" (kill_group: false, and `leader`), each a
+    leader, its child and its grandchild, running. Returns their pids: (group, leader)."""
     vigil.write_config({
         "group": {"command": helper_cmd("grandchild", tmp_path / "g.pids"), "start_seconds": "0.2s"},
         "leader": {"command": helper_cmd("grandchild", tmp_path / "l.pids"), "kill_group": False,
-                   "start_seconds": "0.2s", "stop_signal": "KILL"},
+                   "start_seconds": "0.2s", **leader},
     })
     vigil.start()
     wait_until(lambda: (tmp_path / "g.pids").exists() and (tmp_path / "l.pids").exists(),
                what="pid files")
-    g = [int(p) for p in (tmp_path / "g.pids").read_text().split()]
-    l = [int(p) for p in (tmp_path / "l.pids").read_text().split()]
     vigil.wait_state("group", "running")
     vigil.wait_state("leader", "running")
+    return ([int(p) for p in (tmp_path / "g.pids").read_text().split()],
+            [int(p) for p in (tmp_path / "l.pids").read_text().split()])
+
+
+def test_kill_group_reaches_grandchildren_and_false_does_not(vigil, tmp_path):
+    g, l = start_group_and_leader(vigil, tmp_path, stop_signal="KILL")
     assert vigil.call("stop", names=["group", "leader"])["ok"]
     for p in g:
         wait_until(lambda: not pid_alive(p), timeout=5, what=f"group member {p} gone")
@@ -287,18 +293,7 @@ def test_kill_group_reaches_grandchildren_and_false_does_not(vigil, tmp_path):
 def test_signal_reaches_the_whole_group_with_kill_group_and_only_the_leader_without(vigil, tmp_path):
     # `vigilctl signal STOP`: with kill_group (the default) every process of the group is
     # stopped (state T in /proc); without, only the leader is, and its children sleep on.
-    vigil.write_config({
-        "group": {"command": helper_cmd("grandchild", tmp_path / "g.pids"), "start_seconds": "0.2s"},
-        "leader": {"command": helper_cmd("grandchild", tmp_path / "l.pids"), "kill_group": False,
-                   "start_seconds": "0.2s"},
-    })
-    vigil.start()
-    wait_until(lambda: (tmp_path / "g.pids").exists() and (tmp_path / "l.pids").exists(),
-               what="pid files")
-    g = [int(p) for p in (tmp_path / "g.pids").read_text().split()]
-    l = [int(p) for p in (tmp_path / "l.pids").read_text().split()]
-    vigil.wait_state("group", "running")
-    vigil.wait_state("leader", "running")
+    g, l = start_group_and_leader(vigil, tmp_path)
     state = lambda pid: proc_stat(pid)[0]
     assert [state(p) for p in g + l] == ["S"] * 6
     r = vigil.ctl("signal", "STOP", "group", "leader")

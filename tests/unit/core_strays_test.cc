@@ -29,6 +29,31 @@ std::vector<std::pair<int, Pids>> stray_signals(const World& w, const std::strin
 
 using Signals = std::vector<std::pair<int, Pids>>;
 
+// Job "e", running with `stop_timeout`, found to have left pid 700 outside its group.
+void escaped(World& w, std::chrono::milliseconds stop_timeout) {
+  auto s = job_spec("e");
+  s.stop_timeout = stop_timeout;
+  w.load({s});
+  w.advance(1s);
+  found(w, "e", {700});
+}
+
+// Job "d" of a program that daemonizes itself, with restart: never.
+config::JobSpec daemon_spec(bool kill_group) {
+  auto s = job_spec("d");
+  s.kill_group = kill_group;
+  s.restart = config::RestartPolicy::never;
+  return s;
+}
+
+// Its main process daemonizes: it is found leaving `left` outside its group, then exits 0.
+void daemonize(World& w, const config::JobSpec& s, Pids left) {
+  w.load({s});
+  w.advance(100ms);
+  found(w, "d", std::move(left));
+  w.exit("d", ExitStatus::code(0));
+}
+
 core::Outcome start_outcome(World& w, const std::string& name) {
   auto jobs = w.pick({name});
   w.sup.start(jobs, w.now, w.fx);
@@ -44,11 +69,7 @@ core::Outcome start_outcome(World& w, const std::string& name) {
 TEST_CASE(
     "a stop signals what left the group with the group, and waits for it up to stop_timeout") {
   World w;
-  auto s = job_spec("e");
-  s.stop_timeout = 5s;
-  w.load({s});
-  w.advance(1s);
-  found(w, "e", {700});
+  escaped(w, 5s);
   CHECK(w.job("e").reason().empty());  // part of the running job, nothing to say
   auto jobs = w.pick({"e"});
   w.sup.stop(jobs, w.now, w.fx);
@@ -78,11 +99,7 @@ TEST_CASE(
 
 TEST_CASE("what left the group is killed when stop_timeout passes") {
   World w;
-  auto s = job_spec("e");
-  s.stop_timeout = 2s;
-  w.load({s});
-  w.advance(1s);
-  found(w, "e", {700});
+  escaped(w, 2s);
   w.sup.stop(w.pick({"e"}), w.now, w.fx);
   w.drain();
   w.exit("e", ExitStatus::signal(kTerm));
@@ -97,13 +114,8 @@ TEST_CASE(
     "with kill_group, what a leader leaves outside its group dies with it, and the reason says "
     "so") {
   World w;
-  auto s = job_spec("d");
-  s.restart = config::RestartPolicy::never;
-  w.load({s});
-  w.advance(100ms);
   // A double fork: the daemon is found when the leader exits, before the core hears of it.
-  found(w, "d", {800});
-  w.exit("d", ExitStatus::code(0));
+  daemonize(w, daemon_spec(true), {800});
   CHECK(w.state("d") == State::exited);
   CHECK(stray_signals(w, "d") == Signals{{kKill, {800}}});
   CHECK(w.job("d").reason() ==
@@ -147,13 +159,7 @@ TEST_CASE("with kill_group, what is killed after a stop is not noted") {
 
 TEST_CASE("without kill_group, what a run leaves runs on, is reported, and refuses a start") {
   World w;
-  auto s = job_spec("d");
-  s.kill_group = false;
-  s.restart = config::RestartPolicy::never;
-  w.load({s});
-  w.advance(100ms);
-  found(w, "d", {800});
-  w.exit("d", ExitStatus::code(0));
+  daemonize(w, daemon_spec(false), {800});
   CHECK(w.state("d") == State::exited);
   CHECK(w.stray_kills.empty());
   CHECK(w.job("d").reason() ==
@@ -178,14 +184,9 @@ TEST_CASE("without kill_group, what a run leaves runs on, is reported, and refus
 TEST_CASE(
     "without kill_group, a stop stops what the last run left, and a restart starts after it") {
   World w;
-  auto s = job_spec("d");
-  s.kill_group = false;
-  s.restart = config::RestartPolicy::never;
+  auto s = daemon_spec(false);
   s.stop_timeout = 3s;
-  w.load({s});
-  w.advance(100ms);
-  found(w, "d", {800, 801});
-  w.exit("d", ExitStatus::code(0));
+  daemonize(w, s, {800, 801});
   CHECK(w.job("d").reason() ==
         "its main process has exited, but 2 processes of it still run (pids 800, 801)");
   auto jobs = w.pick({"d"});
@@ -220,8 +221,7 @@ TEST_CASE(
 
 TEST_CASE("without kill_group, an automatic restart waits in backoff for what the last run left") {
   World w;
-  auto s = job_spec("d");
-  s.kill_group = false;
+  auto s = daemon_spec(false);
   s.restart = config::RestartPolicy::always;
   s.start_seconds = 0ms;
   s.backoff = {100ms, 200ms, 2.0};
@@ -254,9 +254,7 @@ TEST_CASE("without kill_group, an automatic restart waits in backoff for what th
 TEST_CASE(
     "without kill_group, a stop of the running job spares what it leaves, and shutdown stops it") {
   World w;
-  auto s = job_spec("d");
-  s.kill_group = false;
-  w.load({s});
+  w.load({daemon_spec(false)});
   w.advance(2s);
   found(w, "d", {800});
   w.sup.stop(w.pick({"d"}), w.now, w.fx);
@@ -279,9 +277,7 @@ TEST_CASE(
 
 TEST_CASE("shutdown stops what a run without kill_group leaves while it goes down") {
   World w;
-  auto s = job_spec("d");
-  s.kill_group = false;
-  w.load({s});
+  w.load({daemon_spec(false)});
   w.advance(2s);
   w.sup.shutdown(w.now, w.fx);
   w.drain();
