@@ -97,12 +97,6 @@ std::optional<Error> read_bool(const json& args, const char* key, bool& out) {
   return std::nullopt;
 }
 
-// The orphan guard is restarted when it exits. One that keeps failing (it cannot be
-// started, or something keeps killing it) is retried after 0.1s, 0.2s, 0.4s ... up to
-// once a minute, never in a tight loop; one that ran this long before it exited was
-// fine, and is restarted after the first delay again.
-const config::Backoff kGuardBackoff{std::chrono::milliseconds(100), std::chrono::minutes(1), 2.0};
-constexpr std::chrono::seconds kGuardStable{10};
 // The most of a log one `logs` answer carries. Even with JSON escaping at its worst (six
 // bytes for one) the reply stays within what a client may have queued (kMaxQueuedOutput).
 constexpr std::size_t kMaxLogsBytes = 1024 * 1024;
@@ -151,7 +145,9 @@ Daemon::Daemon(config::Config cfg, config::Environment env, Logger& log)
   // Two pipes and up to two log files per job, held from the long-lived range; the table
   // grows now, before the log writer's thread shares it (fsutil.h).
   fs::reserve_long_lived(4 * cfg_.jobs.size() + 64);
-  spawner_ = std::make_unique<Spawner>(job_base_environment(), cfg_.supervisor.umask, nofile);
+  spawner_ = std::make_unique<Spawner>(job_base_environment(), cfg_.supervisor.umask, nofile,
+                                       strays_.daemon_id());
+  watchdog_.set_daemon_id(strays_.daemon_id());
   writer_ = std::make_unique<LogWriter>(&loop_);
   log_.attach(*writer_);
   server_ = std::make_unique<ControlServer>(&loop_, *this, log_);
@@ -167,6 +163,7 @@ Daemon::~Daemon() {
   shutdown_timer_.reset();
   guard_timer_.reset();
   trim_timer_.reset();
+  sweep_timer_.reset();
   // Let libuv finish closing what was closed above, then check nothing is left open.
   uv_run(&loop_, UV_RUN_DEFAULT);
   int rc = uv_loop_close(&loop_);
@@ -267,7 +264,7 @@ void Daemon::run_effect(const core::Effect& effect) {
             if (auto err = output_for(*job).prepare(io); !err.empty()) {
               spawn_done(s.job, {0, err});
             } else {
-              spawner_->start(s.job, job->spec(), io);
+              spawner_->start(s.job, job->spec(), io, s.run);
             }
           },
           [&](const core::Kill& k) {
@@ -275,6 +272,13 @@ void Daemon::run_effect(const core::Effect& effect) {
             if (::kill(target, k.signo) != 0 && errno != ESRCH) {
               log_.warn(k.job + ": cannot send " + config::signal_name(k.signo) + " to " +
                         std::to_string(target) + ": " + fs::errno_text(errno));
+            }
+          },
+          [&](const core::KillStrays& k) {
+            // Only what the last sweep found, and only while it is the same process.
+            for (pid_t pid : k.pids) {
+              auto it = stray_start_.find(pid);
+              if (it != stray_start_.end()) StrayFinder::signal(pid, it->second, k.signo);
             }
           },
           [&](const core::SetTimer& t) { deadlines_.set(t.job, t.deadline); },
@@ -290,6 +294,7 @@ void Daemon::run_effect(const core::Effect& effect) {
           },
           [&](const core::Forget& f) {
             deadlines_.clear(f.job);
+            with_strays_.erase(f.job);
             if (auto it = outputs_.find(f.job); it != outputs_.end()) {
               it->second->drain();  // what the job wrote last reaches its followers first
               outputs_.erase(it);
@@ -375,6 +380,8 @@ void Daemon::on_output(const std::string& job, JobOutput::Stream stream, std::st
 
 void Daemon::on_sigchld() {
   // Reap everything that has exited: one SIGCHLD may stand for many children.
+  bool swept = false;
+  bool sweep = false;
   for (;;) {
     int status = 0;
     const pid_t pid = ::waitpid(-1, &status, WNOHANG);
@@ -385,13 +392,109 @@ void Daemon::on_sigchld() {
       on_guard_exit(e);
       continue;
     }
+    // A leader that exits on its own while starting (a program that daemonizes itself),
+    // or without kill_group: what its run left must be known before the core decides
+    // what comes next (a start beside a leftover copy; a start reported as done). Its
+    // children are vigild's by now. One sweep for the batch; other exits (a crash of a
+    // running job, which is respawned at once; many leaders on their way down in a
+    // stop) wait for sweep_soon.
+    const core::Job* job = sup_.leader_of(pid);
+    if (job != nullptr && !swept &&
+        (job->state() == core::State::starting ||
+         (job->state() != core::State::stopping && !job->spec().kill_group))) {
+      sweep_strays();
+      swept = true;
+    }
     if (sup_.child_exited(pid, e, now(), fx_)) {
       watchdog_.unwatch(pid);
     } else {
       log_.info("reaped orphan pid " + std::to_string(pid) + " (" + core::describe(e) + ")");
     }
+    // Whatever exited, its children are vigild's now: something may be left to find.
+    sweep = true;
   }
+  if (sweep) sweep_soon();
   run_effects();
+}
+
+void Daemon::sweep_strays() {
+  sweep_due_ = false;
+  if (sweep_timer_) sweep_timer_->stop();
+  const core::Instant t = now();
+  last_sweep_ = t.mono;
+  const auto found = strays_.find(
+      [this](pid_t p) { return p == watchdog_.pid() || sup_.leader_of(p) != nullptr; });
+  std::map<pid_t, unsigned long long> seen;
+  struct Lists {
+    std::vector<pid_t> current;
+    std::vector<core::Stray> leftovers;
+  };
+  std::map<std::string, Lists> by_job;
+  for (const auto& f : found) {
+    seen[f.pid] = f.start;
+    const bool news = !stray_start_.count(f.pid);
+    const core::Job* job = sup_.find(f.mark.job);
+    if (job == nullptr) {
+      // Of a job that a reload removed: nothing of it may live on.
+      if (news)
+        log_.warn("killing pid " + std::to_string(f.pid) + ", left by removed job " + f.mark.job);
+      StrayFinder::signal(f.pid, f.start, SIGKILL);
+      continue;
+    }
+    const std::string who = f.mark.job + ": pid " + std::to_string(f.pid);
+    if (job->pid() > 0 && f.mark.run == job->run()) {
+      if (job->spec().kill_group && f.pgid == job->pid()) continue;  // its group's signals reach it
+      if (news) log_.info(who + " left the job's process group; a stop reaches it too");
+      by_job[f.mark.job].current.push_back(f.pid);
+      continue;
+    }
+    // Its run's leader, when that is the last one (an earlier run's is not kept).
+    const pid_t leader = f.mark.run != job->run() ? 0
+                         : job->pid() > 0         ? job->pid()
+                                                  : job->last_pid();
+    const bool left_group = f.pgid != leader;
+    if (news) {
+      std::string line = who + " outlived its run's main process";
+      if (left_group) line += ", outside the job's process group";
+      if (!job->spec().kill_group) {
+        line += ": it runs on (kill_group: false)";
+      } else if (job->state() == core::State::stopping) {
+        line += ": it stops with the job";
+      } else {
+        line += ": killing it (kill_group)";
+      }
+      log_.info(line);
+    }
+    by_job[f.mark.job].leftovers.push_back({f.pid, left_group});
+  }
+  stray_start_ = std::move(seen);
+  // Jobs that had some and have none left hear so too.
+  for (const auto& name : with_strays_) by_job.try_emplace(name);
+  with_strays_.clear();
+  for (auto& [name, lists] : by_job) {
+    if (!lists.current.empty() || !lists.leftovers.empty()) with_strays_.insert(name);
+    sup_.strays_found(name, std::move(lists.current), std::move(lists.leftovers), t, fx_);
+  }
+}
+
+void Daemon::sweep_soon() {
+  if (sweep_due_) return;
+  sweep_due_ = true;
+  // A burst of exits (a stop of 1000 jobs) is swept a few times, not once per exit: each
+  // sweep reads vigild's list of children, which is long then.
+  constexpr std::chrono::milliseconds kGap{20};
+  if (!sweep_timer_) {
+    sweep_timer_ = std::make_unique<Timer>(&loop_, [this] {
+      sweep_strays();
+      run_effects();
+    });
+  }
+  const auto since = now().mono - last_sweep_;
+  sweep_timer_->start(since >= kGap ? 0 : static_cast<std::uint64_t>((kGap - since).count()));
+}
+
+void Daemon::flush_sweep() {
+  if (sweep_due_) sweep_strays();
 }
 
 // One libuv timer, armed for the earliest job deadline (none: stopped, so no wakeup).
@@ -411,28 +514,31 @@ void Daemon::on_job_timers() {
   // due yet re-arms the timer below).
   const core::Instant t = now();
   for (const auto& job : deadlines_.take_due(t.mono)) sup_.timer_fired(job, t, fx_);
+  // A stop_timeout that passed over what a job left: look again soon, even if none of it
+  // is vigild's child to be reaped (what died below a live process).
+  if (!with_strays_.empty()) sweep_soon();
   run_effects();  // re-arms the timer for the next deadline
 }
 
 // --- The orphan guard ---
 
 void Daemon::start_guard() {
-  guard_started_ = now().mono;
+  guard_pacer_.started(now().mono);
   if (auto err = watchdog_.restart(); !err.empty()) {
-    retry_guard_later("cannot start the orphan guard (" + err + ")");
+    retry_guard_later("cannot start the orphan guard (" + err + ")",
+                      guard_pacer_.failed_to_start());
   }
 }
 
 void Daemon::on_guard_exit(const core::ExitStatus& e) {
   watchdog_.exited();
-  if (now().mono - guard_started_ >= kGuardStable) guard_failures_ = 0;
-  retry_guard_later("the orphan guard exited (" + core::describe(e) + ")");
+  retry_guard_later("the orphan guard exited (" + core::describe(e) + ")",
+                    guard_pacer_.exited(now().mono));
 }
 
-void Daemon::retry_guard_later(const std::string& what) {
-  const auto delay = core::backoff_delay(kGuardBackoff, ++guard_failures_);
+void Daemon::retry_guard_later(const std::string& what, std::chrono::milliseconds delay) {
   std::string note = what + "; restarting it in " + config::format_duration(delay);
-  if (delay >= kGuardBackoff.max) {
+  if (guard_pacer_.at_cap(delay)) {
     note += " (it keeps failing: until it runs, jobs outlive a vigild that is killed)";
   }
   log_.warn(note);
@@ -454,6 +560,8 @@ void Daemon::begin_shutdown(const std::string& why) {
     for (const auto& job : sup_.jobs()) {
       if (job->pid() > 0) ::kill(job->spec().kill_group ? -job->pid() : job->pid(), SIGKILL);
     }
+    sweep_strays();
+    for (const auto& [pid, start] : stray_start_) StrayFinder::signal(pid, start, SIGKILL);
     // SIGKILL cannot be refused; give the kernel a moment to deliver it, then go anyway.
     shutdown_timer_->stop();
     auto last = std::make_unique<Timer>(&loop_, [this] { finish(); });
@@ -461,12 +569,25 @@ void Daemon::begin_shutdown(const std::string& why) {
     shutdown_timer_ = std::move(last);
   });
   shutdown_timer_->start(static_cast<std::uint64_t>(cfg_.supervisor.shutdown_timeout.count()));
+  sweep_strays();  // so that the stop reaches what left the jobs' groups
   sup_.shutdown(now(), fx_);
   run_effects();
 }
 
 void Daemon::maybe_finish() {
-  if (shutting_down_ && !finished_ && sup_.quiescent()) finish();
+  if (!shutting_down_ || finished_ || !sup_.quiescent()) return;
+  if (!final_sweep_done_) {
+    // Every leader is gone: what they left is vigild's children now. One more look; what
+    // it finds is stopped, and each exit among it brings the next look (on_sigchld).
+    final_sweep_done_ = true;
+    sweep_strays();
+    if (!fx_.empty()) {
+      run_effects();  // comes back here
+      return;
+    }
+    if (!sup_.quiescent()) return;
+  }
+  finish();
 }
 
 void Daemon::finish() {
@@ -496,6 +617,7 @@ void Daemon::finish() {
   shutdown_timer_.reset();
   guard_timer_.reset();
   trim_timer_.reset();
+  sweep_timer_.reset();
   // With every handle closed, uv_run returns.
 }
 
@@ -518,6 +640,7 @@ std::variant<core::ReloadReport, std::vector<std::string>> Daemon::reload() {
   }
   cfg_.supervisor.shutdown_timeout = next.shutdown_timeout;
   cfg_.files = loaded.config->files;
+  sweep_strays();  // jobs it stops or restarts: their stop reaches what left their groups
   auto report = sup_.reload(loaded.config->jobs, now(), fx_);
   auto join = [](const std::vector<std::string>& v) {
     std::string s;
@@ -605,6 +728,8 @@ void Daemon::cmd_status(ClientId c, const protocol::Request& r) {
   core::StatusMembers members = core::kAllStatusMembers;
   if (auto err = read_names(r.args, names, false)) return server_->send_error(c, r.id, *err);
   if (auto err = read_status_members(r.args, members)) return server_->send_error(c, r.id, *err);
+  flush_sweep();
+  if (!fx_.empty()) run_effects();
   auto picked = sup_.select(names, true);
   if (auto* e = std::get_if<core::SelectError>(&picked)) {
     return server_->send_error(c, r.id, {code::not_found, e->message, nullptr});
@@ -635,8 +760,16 @@ void Daemon::change_jobs(ClientId c, const protocol::Request& r, core::Goal goal
   if (shutting_down_ && goal == core::Goal::up) {
     return server_->send_error(c, r.id, {code::shutting_down, "vigild is shutting down", nullptr});
   }
+  // A stop must reach what left the jobs' groups; a start must know what is left. (First:
+  // what the sweep tells the core may take a removed job out of the table.)
+  if (goal == core::Goal::down || op == &core::Supervisor::restart) {
+    sweep_strays();
+  } else {
+    flush_sweep();
+  }
   auto picked = sup_.select(names, true);
   if (auto* e = std::get_if<core::SelectError>(&picked)) {
+    run_effects();
     return server_->send_error(c, r.id, {code::not_found, e->message, nullptr});
   }
   const auto& jobs = std::get<std::vector<core::Job*>>(picked);

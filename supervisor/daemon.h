@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -16,11 +17,13 @@
 #include "deadlines.h"
 #include "effects.h"
 #include "job_output.h"
-#include "log_writer.h"
 #include "loader.h"
+#include "log_writer.h"
 #include "logger.h"
+#include "pacer.h"
 #include "pidfile.h"
 #include "spawner.h"
+#include "strays.h"
 #include "supervisor.h"
 #include "uv_handle.h"
 #include "watchdog.h"
@@ -72,13 +75,21 @@ class Daemon : public ControlServer::Handler {
   void run_effect(const core::Effect& effect);
   void spawn_done(const std::string& job, const SpawnResult& r);
   void on_sigchld();
+  // What jobs left beyond their leaders' process groups (strays.h), told to the core.
+  // Now: before a stop (so that it reaches them), and when a leader exits on its own (so
+  // that its job's next state knows); soon (sweep_soon, once for a burst of exits) when
+  // leaders exit on their way down and when orphans are reaped.
+  void sweep_strays();
+  void sweep_soon();
+  // A sweep that is due runs now, before a request that would act on a stale picture.
+  void flush_sweep();
   void on_job_timers();
   void arm_job_timer();
   // The orphan guard: (re)started at once, then after a delay that grows while it keeps
-  // failing (see kGuardBackoff in daemon.cc).
+  // failing (guard_pacer_).
   void start_guard();
   void on_guard_exit(const core::ExitStatus& e);
-  void retry_guard_later(const std::string& what);
+  void retry_guard_later(const std::string& what, std::chrono::milliseconds delay);
   void begin_shutdown(const std::string& why);
   void maybe_finish();
   void finish();
@@ -121,6 +132,9 @@ class Daemon : public ControlServer::Handler {
   uv_loop_t loop_{};
   core::Supervisor sup_;
   core::Effects fx_;
+  // Marks jobs' processes and finds them beyond their groups (before the spawner, which
+  // marks with its id).
+  StrayFinder strays_{new_daemon_id()};
   std::unique_ptr<Spawner> spawner_;
   // Declared before the outputs that write through it, so it outlives them.
   std::unique_ptr<LogWriter> writer_;
@@ -133,13 +147,20 @@ class Daemon : public ControlServer::Handler {
   Watchdog watchdog_;
   std::unique_ptr<Timer> guard_timer_;  // armed only while a guard restart is pending
   std::unique_ptr<Timer> trim_timer_;   // armed for a moment after a reload
-  int guard_failures_ = 0;              // in a row: the streak for the restart delay
-  std::chrono::milliseconds guard_started_{0};
+  core::RestartPacer guard_pacer_ = core::guard_pacer();
   std::vector<std::unique_ptr<SignalWatcher>> signals_;
   core::Deadlines deadlines_;           // every job's timer ...
   std::unique_ptr<Timer> job_timer_;   // ... on this one, armed for the earliest
   std::unique_ptr<Timer> shutdown_timer_;
   std::map<std::uint64_t, PendingReply> waiting_;  // core waiter id -> who asked
+  // The last sweep: every process it found (pid -> start time, which KillStrays checks),
+  // and the jobs it found some of (they hear of it when none are left).
+  std::map<pid_t, unsigned long long> stray_start_;
+  std::set<std::string> with_strays_;
+  std::unique_ptr<Timer> sweep_timer_;  // armed only while a sweep is due
+  bool sweep_due_ = false;
+  std::chrono::milliseconds last_sweep_{-3600000};
+  bool final_sweep_done_ = false;  // at shutdown, once every job is down
   std::map<ControlServer::ClientId, protocol::json> event_subscribers_;  // client -> req id
   bool shutting_down_ = false;
   bool finished_ = false;

@@ -40,6 +40,7 @@
 #include "accounts.h"
 #include "fsutil.h"
 #include "job_output.h"
+#include "strays.h"
 
 namespace vigil {
 
@@ -313,8 +314,12 @@ bool Spawner::probe_shared_files() {
   return ok;
 }
 
-Spawner::Spawner(std::vector<std::string> base_env, mode_t umask, struct rlimit nofile)
-    : base_env_(std::move(base_env)), umask_(umask), nofile_(nofile) {
+Spawner::Spawner(std::vector<std::string> base_env, mode_t umask, struct rlimit nofile,
+                 std::string daemon_id)
+    : base_env_(std::move(base_env)),
+      daemon_id_(std::move(daemon_id)),
+      umask_(umask),
+      nofile_(nofile) {
   devnull_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   shared_files_ = probe_shared_files();
 }
@@ -325,11 +330,25 @@ Spawner::~Spawner() {
 }
 
 // Fills in everything the child needs, or says why there is no point starting it.
-std::string Spawner::plan(Child& c, const config::JobSpec& spec, const ChildStdio& io) {
+std::string Spawner::plan(Child& c, const config::JobSpec& spec, const ChildStdio& io,
+                          std::uint64_t run) {
   if (spec.argv.empty()) return "empty command";
 
   c.env_store = base_env_;
   for (const auto& [k, v] : spec.env) set_env(c.env_store, k, v);
+  // The mark, which nothing in the job's definition can change, first: a reader that
+  // looks at the start of an environment finds it there.
+  auto marks = mark_entries(daemon_id_, spec.name, run);
+  for (const auto& m : marks) {
+    const std::string prefix = m.substr(0, m.find('=') + 1);
+    c.env_store.erase(std::remove_if(c.env_store.begin(), c.env_store.end(),
+                                     [&](const std::string& e) {
+                                       return e.compare(0, prefix.size(), prefix) == 0;
+                                     }),
+                      c.env_store.end());
+  }
+  c.env_store.insert(c.env_store.begin(), std::make_move_iterator(marks.begin()),
+                     std::make_move_iterator(marks.end()));
 
   if (spec.user || spec.group) {
     c.switch_ids = true;
@@ -404,7 +423,8 @@ std::string Spawner::plan(Child& c, const config::JobSpec& spec, const ChildStdi
   return {};
 }
 
-void Spawner::start(const std::string& job, const config::JobSpec& spec, ChildStdio& io) {
+void Spawner::start(const std::string& job, const config::JobSpec& spec, ChildStdio& io,
+                    std::uint64_t run) {
   // Children that have exec'd already make room, without a wait.
   while (!in_flight_.empty() && __atomic_load_n(&in_flight_.front()->alive, __ATOMIC_ACQUIRE) == 0) {
     settle_oldest();
@@ -431,7 +451,7 @@ void Spawner::start(const std::string& job, const config::JobSpec& spec, ChildSt
   c.switch_ids = false;
   c.user.clear();
   c.groups.clear();
-  if (auto why = plan(c, spec, io); !why.empty()) {
+  if (auto why = plan(c, spec, io, run); !why.empty()) {
     done_.push_back({job, {0, std::move(why)}});
     spare_.push_back(std::move(child));
     return;

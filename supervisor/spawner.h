@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <string>
@@ -33,15 +34,18 @@ class Spawner {
   // variables); `umask` the daemon's, for jobs that set none.
   // `nofile` is the RLIMIT_NOFILE that vigild was started with: vigild raises its own to
   // serve many clients and jobs, but jobs get the limit they would have had without it.
-  Spawner(std::vector<std::string> base_env, mode_t umask, struct rlimit nofile);
+  // `daemon_id` makes the mark each job's processes carry (strays.h).
+  Spawner(std::vector<std::string> base_env, mode_t umask, struct rlimit nofile,
+          std::string daemon_id);
   ~Spawner();
   Spawner(const Spawner&) = delete;
   Spawner& operator=(const Spawner&) = delete;
 
-  // Starts `job` with `io` as its stdout and stderr (see job_output.h). A child that was
-  // started takes them over (and closes them once it has exec'd); otherwise `io` keeps
-  // them.
-  void start(const std::string& job, const config::JobSpec& spec, ChildStdio& io);
+  // Starts `job` with `io` as its stdout and stderr (see job_output.h), marked as its
+  // run number `run` (strays.h). A child that was started takes them over (and closes
+  // them once it has exec'd); otherwise `io` keeps them.
+  void start(const std::string& job, const config::JobSpec& spec, ChildStdio& io,
+             std::uint64_t run);
 
   struct Outcome {
     std::string job;
@@ -57,12 +61,13 @@ class Spawner {
   struct Child;  // one start(), until it is collected
 
  private:
-  std::string plan(Child& c, const config::JobSpec& spec, const ChildStdio& io);
+  std::string plan(Child& c, const config::JobSpec& spec, const ChildStdio& io, std::uint64_t run);
   void settle_oldest();
   // Whether a child cloned with CLONE_FILES can take a table of its own (spawner.cc).
   static bool probe_shared_files();
 
   std::vector<std::string> base_env_;
+  std::string daemon_id_;
   mode_t umask_;
   struct rlimit nofile_;
   int devnull_ = -1;

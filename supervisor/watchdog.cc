@@ -58,8 +58,11 @@ std::string Watchdog::start() {
   ::posix_spawnattr_setsigdefault(&attr, &all);
   ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
                                         POSIX_SPAWN_SETSIGDEF);
+  // The mark to look for, as its argument (not in its environment, where the guard
+  // would find it on itself).
   char arg0[] = "vigild-guard";
-  char* argv[] = {arg0, nullptr};
+  std::string mark = daemon_id_;
+  char* argv[] = {arg0, mark.empty() ? nullptr : mark.data(), nullptr};
   char* envp[] = {nullptr};
   pid_t pid = 0;
   const int rc = ::posix_spawn(&pid, path.c_str(), &fa, &attr, argv, envp);

@@ -42,11 +42,22 @@ struct ExitStatus {
 // "exited with status 1", "killed by signal KILL".
 std::string describe(const ExitStatus& e);
 
+// A process of a job that the daemon found beyond its leader's reach: one that carries the
+// job's mark (docs/guarantees.md) and was left behind by a run whose leader has exited.
+struct Stray {
+  pid_t pid = 0;
+  bool left_group = false;  // not in the process group its run's leader led
+  bool operator==(const Stray&) const = default;
+};
+
 // --- Effects: what the daemon must do. ---
 
-// Fork and exec the job now; report back with Supervisor::spawned or spawn_failed.
+// Fork and exec the job now; report back with Supervisor::spawned or spawn_failed. `run`
+// numbers the job's spawns: its processes carry it (strays.h), so what an earlier run
+// left is told apart from the running one.
 struct Spawn {
   std::string job;
+  std::uint64_t run = 0;
 };
 // Send a signal to a process, or to the process group it leads.
 struct Kill {
@@ -54,6 +65,14 @@ struct Kill {
   pid_t pid;
   int signo;
   bool group;
+};
+// Send a signal to processes of the job that a signal to its leader's process group does
+// not reach (Job::strays_found). The daemon signals each only while it is still the
+// process it found: a pid that has gone and been reused is left alone.
+struct KillStrays {
+  std::string job;
+  std::vector<pid_t> pids;
+  int signo;
 };
 // Arm the job's one timer to fire at `deadline` (replacing any earlier deadline).
 struct SetTimer {
@@ -92,7 +111,8 @@ struct Reply {
   std::vector<Outcome> outcomes;
 };
 
-using Effect = std::variant<Spawn, Kill, SetTimer, ClearTimer, StateChanged, Forget, Reply>;
+using Effect =
+    std::variant<Spawn, Kill, KillStrays, SetTimer, ClearTimer, StateChanged, Forget, Reply>;
 
 // Effects are appended by the core and consumed in order by the daemon, which may feed
 // further events back while it drains them (a Spawn answered by spawned()).

@@ -8,6 +8,10 @@
 //   starting/running --stop--> stopping --exit--> stopped
 //                              stopping --stop_timeout--> SIGKILL
 //
+// What a run leaves behind once its leader has exited (strays_found): with kill_group it
+// is killed at once; without, it runs on, holds the job's next start, and a stop takes
+// the job through `stopping` (leftovers only) to `stopped` once the daemon finds it gone.
+//
 // The wanted state (wanted_up_) is kept apart from the actual one (state_): a stop moves
 // `wanted` at once, the state follows as the process goes.
 #include "job.h"
@@ -15,6 +19,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <iterator>
 
 #include "values.h"
 
@@ -38,6 +43,22 @@ std::string format_run(milliseconds d) {
                   static_cast<long long>((ms / 1000) % 60));
   }
   return buf;
+}
+
+// "pid 12" or "pids 12, 13, 14": at most 8 of them, and how many more.
+std::string pid_list(const std::vector<pid_t>& pids) {
+  constexpr std::size_t kShown = 8;
+  std::string s = pids.size() == 1 ? "pid " : "pids ";
+  for (std::size_t i = 0; i < pids.size() && i < kShown; ++i) {
+    if (i > 0) s += ", ";
+    s += std::to_string(pids[i]);
+  }
+  if (pids.size() > kShown) s += " and " + std::to_string(pids.size() - kShown) + " more";
+  return s;
+}
+
+std::string processes(std::size_t n) {
+  return std::to_string(n) + (n == 1 ? " process" : " processes");
 }
 
 bool is_success(const config::JobSpec& spec, const ExitStatus& e) {
@@ -111,6 +132,58 @@ std::string Job::failure_log() const {
   return {};
 }
 
+std::string Job::reason() const {
+  std::string note = leftover_note();
+  if (note.empty()) return reason_;
+  if (reason_.empty()) return note;
+  return reason_ + "; " + note;
+}
+
+std::vector<pid_t> Job::leftover_pids() const {
+  std::vector<pid_t> pids;
+  pids.reserve(leftovers_.size());
+  for (const auto& s : leftovers_) pids.push_back(s.pid);
+  return pids;
+}
+
+std::string Job::leftover_note() const {
+  if (!spec_->kill_group && !leftovers_.empty()) {
+    const std::size_t n = leftovers_.size();
+    std::string note = pid_ > 0
+                           ? processes(n) + " of an earlier run still " + (n == 1 ? "runs" : "run")
+                           : "its main process has exited, but " + processes(n) + " of it still " +
+                                 (n == 1 ? "runs" : "run");
+    note += " (" + pid_list(leftover_pids()) + ")";
+    if (held_)
+      note += n == 1 ? ": restarted once it has exited" : ": restarted once they have exited";
+    return note;
+  }
+  if (!killed_.empty()) {
+    return "killed " + processes(killed_.size()) + " it left outside its process group (" +
+           pid_list(killed_) +
+           "): a program that daemonizes itself needs its foreground option, or kill_group: "
+           "false";
+  }
+  return {};
+}
+
+bool Job::start_refused() const {
+  return refused_;
+}
+
+bool Job::held_by_leftovers() const {
+  return !spec_->kill_group && !leftovers_.empty() && pid_ == 0 && !spawning_;
+}
+
+std::string Job::refusal() const {
+  const std::size_t n = leftovers_.size();
+  return processes(n) + " of its last run still " + (n == 1 ? "runs" : "run") + " (" +
+         pid_list(leftover_pids()) +
+         "), and a start would add another copy (kill_group is false): stop or restart the "
+         "job, which stops " +
+         (n == 1 ? "it" : "them") + " first";
+}
+
 bool Job::active() const {
   return spawning_ || state_ == State::starting || state_ == State::running ||
          state_ == State::stopping;
@@ -119,6 +192,9 @@ bool Job::active() const {
 // --- What the user asks for ---
 
 void Job::start(const Instant& now, Effects& out) {
+  // Refused: the requester is told why (Supervisor::outcome).
+  refused_ = state_ != State::stopping && held_by_leftovers();
+  if (refused_) return;
   wanted_up_ = true;
   switch (state_) {
     case State::stopped:
@@ -151,18 +227,30 @@ void Job::stop(const Instant& now, Effects& out) {
     case State::backoff:
       clear_timer(out);
       reason_.clear();
-      become(State::stopped, now, out);
+      held_ = false;
+      if (held_by_leftovers()) {
+        stop_leftovers(now, out);
+      } else {
+        become(State::stopped, now, out);
+      }
       break;
-    case State::stopping:
     case State::stopped:
     case State::exited:
     case State::fatal:
+      if (held_by_leftovers()) stop_leftovers(now, out);
+      break;
+    case State::stopping:
       break;
   }
 }
 
 void Job::restart(const Instant& now, Effects& out) {
-  if (state_ == State::starting || state_ == State::running) {
+  if (state_ != State::stopping && held_by_leftovers()) {
+    // What the last run left goes first, then the job starts afresh.
+    stop(now, out);
+    wanted_up_ = true;
+    start_after_stop_ = true;
+  } else if (state_ == State::starting || state_ == State::running) {
     stop(now, out);
     wanted_up_ = true;
     start_after_stop_ = true;
@@ -181,6 +269,8 @@ void Job::spawned(pid_t pid, const Instant& now, Effects& out) {
   pid_ = pid;
   spawned_at_ = now;
   reason_.clear();
+  killed_.clear();
+  held_ = false;
   become(State::starting, now, out);
   if (spec_->start_seconds.count() <= 0) {
     failed_starts_ = 0;
@@ -207,6 +297,24 @@ void Job::exited(ExitStatus status, const Instant& now, Effects& out) {
   // A leader's exit ends its job: stragglers left in its process group would otherwise
   // outlive it and be orphaned (they may hold the job's ports or files).
   if (spec_->kill_group && was > 0) out.push_back(Kill{name(), was, kSigKill, true});
+  // What the daemon found of this run outside the group is left over now. With
+  // kill_group it dies too: at once when the leader went on its own; in a stop, which
+  // sent it the stop signal with the group, once stop_timeout has passed (below). Without
+  // kill_group it runs on, and holds a restart.
+  const bool stray_stop = spec_->kill_group && state_ == State::stopping && !strays_.empty();
+  if (!strays_.empty()) {
+    for (pid_t p : strays_) leftovers_.push_back({p, true});
+    std::sort(leftovers_.begin(), leftovers_.end(),
+              [](const Stray& a, const Stray& b) { return a.pid < b.pid; });
+    leftovers_.erase(std::unique(leftovers_.begin(), leftovers_.end(),
+                                 [](const Stray& a, const Stray& b) { return a.pid == b.pid; }),
+                     leftovers_.end());
+    if (spec_->kill_group && !stray_stop) {
+      killed_.insert(killed_.end(), strays_.begin(), strays_.end());
+      signal_strays(std::move(strays_), kSigKill, out);
+    }
+    strays_.clear();
+  }
 
   switch (state_) {
     case State::starting:
@@ -234,8 +342,7 @@ void Job::exited(ExitStatus status, const Instant& now, Effects& out) {
         // It ran stably: the crash is news, not a loop. Restart at once.
         crash_streak_ = 0;
         become(State::exited, now, out, status);
-        ++restarts_;
-        spawn_now(now, out);
+        auto_spawn(now, out);
       } else {
         retry_later(++crash_streak_, now, out);
       }
@@ -243,9 +350,14 @@ void Job::exited(ExitStatus status, const Instant& now, Effects& out) {
     }
 
     case State::stopping:
+      if (stray_stop) return;  // stopping until they have gone too (leftovers_gone)
       clear_timer(out);
       become(State::stopped, now, out, status);
       if (start_after_stop_ && wanted_up_) {
+        if (held_by_leftovers()) {
+          stop_leftovers(now, out);  // what it left goes too, then the start
+          return;
+        }
         start_after_stop_ = false;
         failed_starts_ = 0;
         crash_streak_ = 0;
@@ -271,13 +383,18 @@ void Job::timer_fired(const Instant& now, Effects& out) {
       become(State::running, now, out);
       break;
     case State::backoff:
-      ++restarts_;
-      spawn_now(now, out);
+      auto_spawn(now, out);
       break;
     case State::stopping:
       reason_ = "did not stop within " + config::format_duration(spec_->stop_timeout) +
                 ", killed";
       if (pid_ > 0) out.push_back(Kill{name(), pid_, kSigKill, spec_->kill_group});
+      if (spec_->kill_group) {
+        signal_strays(strays_, kSigKill, out);
+        signal_strays(leftover_pids(), kSigKill, out);
+      } else if (pid_ == 0) {
+        signal_strays(leftover_pids(), kSigKill, out);  // a stop of what a run left
+      }
       break;
     case State::stopped:
     case State::running:
@@ -291,7 +408,107 @@ void Job::timer_fired(const Instant& now, Effects& out) {
 
 void Job::spawn_now(const Instant&, Effects& out) {
   spawning_ = true;
-  out.push_back(Spawn{name()});
+  refused_ = false;
+  out.push_back(Spawn{name(), ++run_});
+}
+
+void Job::auto_spawn(const Instant& now, Effects& out) {
+  if (held_by_leftovers()) {
+    // Another copy would run beside what the last run left: wait until that has gone
+    // (leftovers_gone), in backoff with no timer.
+    held_ = true;
+    if (state_ != State::backoff) become(State::backoff, now, out, last_exit_);
+    return;
+  }
+  ++restarts_;
+  spawn_now(now, out);
+}
+
+void Job::stop_leftovers(const Instant& now, Effects& out) {
+  clear_timer(out);
+  held_ = false;
+  refused_ = false;
+  const std::vector<pid_t> pids = leftover_pids();
+  signal_strays(pids, spec_->stop_signal, out);
+  if (spec_->stop_signal != kSigCont && spec_->stop_signal != kSigKill) {
+    signal_strays(pids, kSigCont, out);
+  }
+  become(State::stopping, now, out);
+  set_timer(now.mono + spec_->stop_timeout, out);
+}
+
+void Job::signal_strays(std::vector<pid_t> pids, int signo, Effects& out) const {
+  if (!pids.empty()) out.push_back(KillStrays{name(), std::move(pids), signo});
+}
+
+void Job::strays_found(std::vector<pid_t> current, std::vector<Stray> leftovers, const Instant& now,
+                       Effects& out) {
+  std::sort(current.begin(), current.end());
+  std::sort(leftovers.begin(), leftovers.end(),
+            [](const Stray& a, const Stray& b) { return a.pid < b.pid; });
+  if (pid_ > 0) {
+    if (state_ == State::stopping && spec_->kill_group) {
+      // Found after the stop signal went out to the group: they get it now.
+      std::vector<pid_t> late;
+      std::set_difference(current.begin(), current.end(), strays_.begin(), strays_.end(),
+                          std::back_inserter(late));
+      signal_strays(late, spec_->stop_signal, out);
+      if (spec_->stop_signal != kSigCont && spec_->stop_signal != kSigKill) {
+        signal_strays(std::move(late), kSigCont, out);
+      }
+    }
+    strays_ = std::move(current);
+  } else {
+    // No leader: whatever is found is left over.
+    for (pid_t p : current) leftovers.push_back({p, true});
+    strays_.clear();
+  }
+  if (spec_->kill_group && !leftovers.empty()) {
+    std::vector<pid_t> pids;
+    if (state_ == State::stopping) {
+      // A stop is on: those it has not signalled yet get its signal now, and all of them
+      // SIGKILL when stop_timeout has passed (timer_fired).
+      for (const auto& s : leftovers) {
+        const bool known = std::any_of(leftovers_.begin(), leftovers_.end(),
+                                       [&](const Stray& k) { return k.pid == s.pid; });
+        if (!known) pids.push_back(s.pid);
+      }
+      signal_strays(pids, spec_->stop_signal, out);
+      if (spec_->stop_signal != kSigCont && spec_->stop_signal != kSigKill) {
+        signal_strays(std::move(pids), kSigCont, out);
+      }
+    } else {
+      // What a leader leaves dies with it, outside its process group as inside.
+      for (const auto& s : leftovers) {
+        pids.push_back(s.pid);
+        const bool noted = std::find(killed_.begin(), killed_.end(), s.pid) != killed_.end();
+        if (s.left_group && wanted_up_ && !noted) killed_.push_back(s.pid);
+      }
+      std::sort(killed_.begin(), killed_.end());
+      signal_strays(std::move(pids), kSigKill, out);
+    }
+  }
+  const bool had = !leftovers_.empty();
+  leftovers_ = std::move(leftovers);
+  if (had && leftovers_.empty()) leftovers_gone(now, out);
+}
+
+void Job::leftovers_gone(const Instant& now, Effects& out) {
+  if (state_ == State::stopping && pid_ == 0 && !spawning_) {
+    // A stop of what the last run left is done.
+    clear_timer(out);
+    become(State::stopped, now, out, last_exit_);
+    if (start_after_stop_ && wanted_up_) {
+      start_after_stop_ = false;
+      failed_starts_ = 0;
+      crash_streak_ = 0;
+      spawn_now(now, out);
+    }
+  } else if (held_ && state_ == State::backoff) {
+    held_ = false;
+    ++restarts_;
+    spawn_now(now, out);
+  }
 }
 
 void Job::failed_start(const Instant& now, Effects& out) {
@@ -308,8 +525,7 @@ void Job::retry_later(int streak, const Instant& now, Effects& out) {
   const milliseconds delay = backoff_delay(spec_->backoff, streak);
   become(State::backoff, now, out, last_exit_);
   if (delay.count() <= 0) {
-    ++restarts_;
-    spawn_now(now, out);
+    auto_spawn(now, out);
   } else {
     set_timer(now.mono + delay, out);
   }
@@ -319,9 +535,11 @@ void Job::send_stop(const Instant& now, Effects& out) {
   clear_timer(out);
   if (pid_ > 0) {
     out.push_back(Kill{name(), pid_, spec_->stop_signal, spec_->kill_group});
+    if (spec_->kill_group) signal_strays(strays_, spec_->stop_signal, out);
     // A stopped (SIGSTOP) process cannot act on its stop signal until it runs again.
     if (spec_->stop_signal != kSigCont && spec_->stop_signal != kSigKill) {
       out.push_back(Kill{name(), pid_, kSigCont, spec_->kill_group});
+      if (spec_->kill_group) signal_strays(strays_, kSigCont, out);
     }
   }
   become(State::stopping, now, out);
@@ -334,7 +552,7 @@ void Job::become(State to, const Instant& now, Effects& out, std::optional<ExitS
   since_ = now;
   // An exit is reported with the pid that exited; anything else with the current one.
   const pid_t pid = pid_ != 0 ? pid_ : (exit ? last_pid_ : 0);
-  out.push_back(StateChanged{name(), from, to, pid, exit, reason_, now.unix_seconds});
+  out.push_back(StateChanged{name(), from, to, pid, exit, reason(), now.unix_seconds});
 }
 
 void Job::set_timer(milliseconds deadline, Effects& out) {

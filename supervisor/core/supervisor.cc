@@ -176,6 +176,11 @@ std::optional<Outcome> Supervisor::outcome(const Job& job, Goal goal) const {
   o.state = job.state();
   o.pid = job.pid();
   const bool moving = job.active() && job.state() != State::running;
+  if (goal == Goal::up && job.start_refused() && job.held_by_leftovers() && !job.active()) {
+    o.ok = false;
+    o.message = job.refusal();
+    return o;
+  }
   if (goal == Goal::down) {
     if (job.active()) return std::nullopt;
     o.ok = true;
@@ -188,12 +193,19 @@ std::optional<Outcome> Supervisor::outcome(const Job& job, Goal goal) const {
       o.ok = true;
       o.message = "running";
       return o;
-    case State::exited:
-      // A one-shot that finished with a success code did what it was started for.
-      o.ok = job.reason().empty();
-      o.message = job.last_exit() ? describe(*job.last_exit()) : "exited";
-      if (!o.ok) o.message = job.reason();
+    case State::exited: {
+      // A one-shot that finished with a success code did what it was started for (and
+      // what it left running, without kill_group, is said too).
+      o.ok = !job.failed();
+      const std::string why = job.reason();
+      if (o.ok) {
+        o.message = job.last_exit() ? describe(*job.last_exit()) : "exited";
+        if (!why.empty()) o.message += "; " + why;
+      } else {
+        o.message = why;
+      }
       break;
+    }
     case State::backoff:
     case State::fatal:
       o.ok = false;
@@ -234,7 +246,23 @@ void Supervisor::shutdown(const Instant& now, Effects& out) {
 }
 
 bool Supervisor::quiescent() const {
-  return std::none_of(jobs_.begin(), jobs_.end(), [](const auto& j) { return j->active(); });
+  return std::none_of(jobs_.begin(), jobs_.end(),
+                      [](const auto& j) { return j->active() || !j->leftovers().empty(); });
+}
+
+const Job* Supervisor::leader_of(pid_t pid) const {
+  auto it = by_pid_.find(pid);
+  return it == by_pid_.end() ? nullptr : it->second;
+}
+
+bool Supervisor::strays_found(const std::string& name, std::vector<pid_t> current,
+                              std::vector<Stray> leftovers, const Instant& now, Effects& out) {
+  Job* job = find(name);
+  if (job == nullptr) return false;
+  job->strays_found(std::move(current), std::move(leftovers), now, out);
+  if (shutting_down_ && job->held_by_leftovers() && !job->active()) job->stop(now, out);
+  settle(out);
+  return true;
 }
 
 bool Supervisor::child_exited(pid_t pid, ExitStatus status, const Instant& now, Effects& out) {

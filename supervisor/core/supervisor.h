@@ -63,7 +63,7 @@ class Supervisor {
   // Stops every job (all at once) and refuses further starts.
   void shutdown(const Instant& now, Effects& out);
   bool shutting_down() const { return shutting_down_; }
-  // True when no job has a process (or one on its way).
+  // True when no job has a process (or one on its way), nor left one behind.
   bool quiescent() const;
 
   // --- Events from the world. Each returns false when nothing here knew the name or pid. ---
@@ -72,6 +72,12 @@ class Supervisor {
   bool spawn_failed(const std::string& job, const std::string& reason, const Instant& now,
                     Effects& out);
   bool timer_fired(const std::string& job, const Instant& now, Effects& out);
+  // See Job::strays_found. While shutting down, what a job left is stopped too.
+  bool strays_found(const std::string& job, std::vector<pid_t> current,
+                    std::vector<Stray> leftovers, const Instant& now, Effects& out);
+
+  // The job whose leader `pid` is, or null.
+  const Job* leader_of(pid_t pid) const;
 
   Job* find(const std::string& name) const;
   const std::vector<std::unique_ptr<Job>>& jobs() const { return jobs_; }

@@ -23,6 +23,32 @@ def write(path, text):
     os.rename(tmp, path)  # readers never see a half-written file
 
 
+def trap_term(path):
+    """On SIGTERM, write "TERM" to path and exit."""
+    def on_term(signum, frame):
+        write(path, "TERM\n")
+        os._exit(0)
+    signal.signal(signal.SIGTERM, on_term)
+
+
+def leave_group(pidfile):
+    """The classic double fork: a child calls setsid and forks the process that stays (in a
+    session and process group of its own; on SIGTERM it writes "TERM" to PIDFILE.term and
+    exits), then exits itself. Returns the pid of the process that stays, once the child
+    has been reaped: it is an orphan then, the subreaper's."""
+    r, w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.setsid()
+        if os.fork() == 0:
+            trap_term(pidfile + ".term")
+            os.write(w, f"{os.getpid()}".encode())
+            forever()
+        os._exit(0)
+    os.waitpid(child, 0)
+    return int(os.read(r, 64))
+
+
 def main():
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "sleep":
@@ -104,6 +130,36 @@ def main():
         os.waitpid(child, 0)
         grand = os.read(r, 64).decode()
         write(args[0], f"{grand}\n")
+        forever()
+    elif mode == "daemonize":
+        # A program that daemonizes itself: it leaves its daemon (see leave_group), and
+        # once the daemon's pid is in PIDFILE it exits 0.
+        write(args[0], f"{leave_group(args[0])}\n")
+        sys.exit(0)
+    elif mode == "escape":
+        # Like "daemonize", but the leader stays up: the process it left outside its group
+        # is vigild's child once its pid is in PIDFILE, and the leader runs on.
+        write(args[0], f"{leave_group(args[0])}\n")
+        forever()
+    elif mode == "group-trap":
+        # A leader whose child, in its process group, writes "TERM" to FILE on SIGTERM and
+        # exits. On SIGTERM the leader waits for the child before it exits itself, as a
+        # parent that lets its workers finish does. Writes "leader child" pids to PIDFILE
+        # once both traps are set.
+        pidfile, trapfile = args[0], args[1]
+        r, w = os.pipe()
+        child = os.fork()
+        if child == 0:
+            trap_term(trapfile)
+            os.write(w, b"x")
+            forever()
+
+        def on_term(signum, frame):
+            os.waitpid(child, 0)
+            os._exit(0)
+        signal.signal(signal.SIGTERM, on_term)
+        os.read(r, 1)
+        write(pidfile, f"{os.getpid()} {child}\n")
         forever()
     elif mode == "lines":
         # Writes COUNT numbered lines of WIDTH bytes (newline included) to stdout, then runs.

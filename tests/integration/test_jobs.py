@@ -257,19 +257,25 @@ def test_a_job_ignoring_sigterm_and_its_child_are_gone_within_stop_timeout(vigil
     assert "did not stop within 1s, killed" in vigil.status("stubborn")["reason"]
 
 
-def test_kill_group_reaches_grandchildren_and_false_does_not(vigil, tmp_path):
+def start_group_and_leader(vigil, tmp_path, **leader):
+    """Jobs "group" (kill_group) and "leader" (kill_group: false, and `leader`), each a
+    leader, its child and its grandchild, running. Returns their pids: (group, leader)."""
     vigil.write_config({
         "group": {"command": helper_cmd("grandchild", tmp_path / "g.pids"), "start_seconds": "0.2s"},
         "leader": {"command": helper_cmd("grandchild", tmp_path / "l.pids"), "kill_group": False,
-                   "start_seconds": "0.2s", "stop_signal": "KILL"},
+                   "start_seconds": "0.2s", **leader},
     })
     vigil.start()
     wait_until(lambda: (tmp_path / "g.pids").exists() and (tmp_path / "l.pids").exists(),
                what="pid files")
-    g = [int(p) for p in (tmp_path / "g.pids").read_text().split()]
-    l = [int(p) for p in (tmp_path / "l.pids").read_text().split()]
     vigil.wait_state("group", "running")
     vigil.wait_state("leader", "running")
+    return ([int(p) for p in (tmp_path / "g.pids").read_text().split()],
+            [int(p) for p in (tmp_path / "l.pids").read_text().split()])
+
+
+def test_kill_group_reaches_grandchildren_and_false_does_not(vigil, tmp_path):
+    g, l = start_group_and_leader(vigil, tmp_path, stop_signal="KILL")
     assert vigil.call("stop", names=["group", "leader"])["ok"]
     for p in g:
         wait_until(lambda: not pid_alive(p), timeout=5, what=f"group member {p} gone")
@@ -282,6 +288,48 @@ def test_kill_group_reaches_grandchildren_and_false_does_not(vigil, tmp_path):
                 os.kill(p, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def test_signal_reaches_the_whole_group_with_kill_group_and_only_the_leader_without(vigil, tmp_path):
+    # `vigilctl signal STOP`: with kill_group (the default) every process of the group is
+    # stopped (state T in /proc); without, only the leader is, and its children sleep on.
+    g, l = start_group_and_leader(vigil, tmp_path)
+    state = lambda pid: proc_stat(pid)[0]
+    assert [state(p) for p in g + l] == ["S"] * 6
+    r = vigil.ctl("signal", "STOP", "group", "leader")
+    assert r.returncode == 0, r.stderr
+    try:
+        wait_until(lambda: all(state(p) == "T" for p in g), what="every process of the group to stop")
+        wait_until(lambda: state(l[0]) == "T", what="the leader without kill_group to stop")
+        # Signalled in the same request as the leader: had they been, they would be T too.
+        assert [state(p) for p in l[1:]] == ["S", "S"], "kill_group: false signals the leader only"
+    finally:
+        vigil.ctl("signal", "CONT", "group", "leader")
+        for p in l[1:]:  # what kill_group: false leaves is not vigild's to stop
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def test_a_stop_signal_reaches_every_process_of_the_group(vigil, tmp_path):
+    # A child in the leader's group traps TERM and writes what it got; the leader waits for
+    # it on TERM. The stop is over at once, not at stop_timeout, and the child saw TERM
+    # (a TERM to the leader alone would leave it to the SIGKILL that ends the stop).
+    pids, trap = tmp_path / "pids", tmp_path / "trap"
+    vigil.write_config({"g": {"command": helper_cmd("group-trap", pids, trap),
+                              "start_seconds": "0.2s", "stop_timeout": "5s"}})
+    vigil.start()
+    vigil.wait_state("g", "running")
+    wait_until(pids.exists, what="the pids")
+    leader, child = [int(p) for p in pids.read_text().split()]
+    assert os.getpgid(child) == leader
+    t0 = time.monotonic()
+    r = vigil.call("stop", names=["g"])
+    assert r["ok"], r
+    assert time.monotonic() - t0 < 4, "the stop waited for stop_timeout"
+    assert trap.read_text() == "TERM\n"
+    assert vigil.status("g")["last_exit"] == {"code": 0}
 
 
 def test_an_orphaned_grandchild_is_reaped_by_vigild(vigil, tmp_path):

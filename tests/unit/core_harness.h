@@ -33,6 +33,7 @@ struct World {
   core::Effects fx;
   std::map<std::string, std::chrono::milliseconds> timers;  // armed deadlines by job
   std::vector<core::Kill> kills;
+  std::vector<core::KillStrays> stray_kills;
   std::vector<core::StateChanged> changes;
   std::vector<core::Reply> replies;
   std::vector<std::string> forgotten;
@@ -55,6 +56,8 @@ struct World {
         }
       } else if (auto* k = std::get_if<core::Kill>(&e)) {
         kills.push_back(*k);
+      } else if (auto* ks = std::get_if<core::KillStrays>(&e)) {
+        stray_kills.push_back(*ks);
       } else if (auto* t = std::get_if<core::SetTimer>(&e)) {
         timers[t->job] = t->deadline;
       } else if (auto* c = std::get_if<core::ClearTimer>(&e)) {
