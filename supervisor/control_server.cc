@@ -280,8 +280,14 @@ void ControlServer::close_when_done(ClientId id) {
 void ControlServer::disconnect(ClientId id) {
   auto it = clients_.find(id);
   if (it != clients_.end()) {
+    // What waits for it, in the log: the bound it hit can be checked from outside.
+    const Client& c = *it->second;
+    const std::size_t unread =
+        c.pipe == nullptr ? 0
+                          : uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(c.pipe));
     log_.warn("control socket: dropping client " + std::to_string(id) +
-              ": it is not reading its replies");
+              ": it is not reading its replies (" + std::to_string(unread) +
+              " bytes wait for it, at most " + std::to_string(kMaxQueuedOutput) + ")");
     drop(*it->second);
   }
 }

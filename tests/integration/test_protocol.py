@@ -4,6 +4,7 @@ many clients, slow clients, peer credentials, reload."""
 import json
 import os
 import pathlib
+import re
 import signal
 import socket
 import subprocess
@@ -322,6 +323,55 @@ def test_a_client_that_never_reads_does_not_hold_up_others(running):
         assert running.call("status", names=["web"])["ok"]
     assert time.monotonic() - t0 < 5
     hog.close()
+
+
+MAX_QUEUED_OUTPUT = 8 * 1024 * 1024  # control_server.h: kMaxQueuedOutput, docs/protocol.md
+
+
+def test_a_client_that_never_reads_is_dropped_once_8_MiB_of_replies_wait_for_it(vigil):
+    # Each status reply carries a job's half-megabyte command line. A client asks for one
+    # 6 MB worth of them without reading: below the bound, it stays. Then as much again:
+    # now it is dropped, and the log says how much was waiting for it, which must be
+    # within one reply of the bound. A request that changes something (a harmless CONT)
+    # follows each batch: its line in the daemon log shows that vigild has handled the
+    # batch, since one client's requests are handled in order.
+    args = [c * 100_000 for c in "vwxyz"]
+    vigil.write_config({"big": sleeper(command=helper_cmd("sleep", *args))})
+    vigil.start()
+    vigil.wait_state("big", "running")
+    request = b'{"id":"h","cmd":"status","args":{"names":["big"],"fields":["command"]}}\n'
+    probe = vigil.client()
+    probe.send_line(request)
+    reply = len(json.dumps(probe.read_message(), separators=(",", ":"))) + 1
+    probe.close()
+    assert 500_000 < reply < 600_000, reply
+    batch = 6_000_000 // reply
+
+    hog = vigil.client()
+    hog.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    dropped = "it is not reading its replies"
+
+    def ask(marker):
+        hog.send_line(request * batch + b'{"id":"m","cmd":"signal","args":{"names":["big"],'
+                      b'"signal":"' + marker.encode() + b'"}}\n')
+        mark = f'"signal":"{marker}"'
+        return wait_until(lambda: (dropped in vigil.daemon_log() or mark in vigil.daemon_log())
+                          and vigil.daemon_log(), timeout=30, what=f"the batch before {marker}")
+
+    log = ask("CONT")
+    assert dropped not in log, "dropped with less than the bound waiting for it"
+    try:
+        log = ask("SIGCONT")
+    except (BrokenPipeError, ConnectionResetError):
+        log = wait_until(lambda: dropped in vigil.daemon_log() and vigil.daemon_log(),
+                         what="the drop to be logged")
+    m = re.search(dropped + r" \((\d+) bytes wait for it, at most (\d+)\)", log)
+    assert m, "not dropped with twice the bound asked for"
+    waiting, bound = int(m.group(1)), int(m.group(2))
+    assert bound == MAX_QUEUED_OUTPUT
+    assert MAX_QUEUED_OUTPUT - reply < waiting <= MAX_QUEUED_OUTPUT, waiting
+    hog.close()
+    assert vigil.call("version")["ok"]
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another uid")
