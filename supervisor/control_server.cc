@@ -1,6 +1,7 @@
 // The control socket server.
 #include "control_server.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -12,7 +13,6 @@
 
 #include "accounts.h"
 #include "fsutil.h"
-#include "uv_handle.h"
 
 namespace vigil {
 
@@ -45,6 +45,15 @@ std::string stale_socket_check(const std::string& path) {
   return "cannot check whether " + path + " is in use: " + fs::errno_text(err);
 }
 
+// The descriptor kept in reserve for refusing clients when all others are taken.
+int open_reserve() {
+  const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  return fd < 0 ? -1 : fs::keep_long_lived(fd);
+}
+
+// How long accepting pauses when not even a refusal is possible (no descriptor at all).
+constexpr std::uint64_t kAcceptRetryMs = 250;
+
 }  // namespace
 
 ControlServer::ControlServer(uv_loop_t* loop, Handler& handler, Logger& log)
@@ -71,17 +80,22 @@ std::string ControlServer::listen(const config::SupervisorSpec& spec) {
     ::unlink(path_.c_str());  // a dead daemon's socket
   }
 
-  listener_ = new_handle<uv_pipe_t>(this);
-  uv_pipe_init(loop_, listener_, 0);
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return "cannot create the control socket: " + fs::errno_text(errno);
+  struct sockaddr_un addr {};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path_.c_str(), sizeof addr.sun_path - 1);
   // The socket is born owner-only (the umask applies to bind); group access is added
   // only after the group is set, so it is never more open than configured.
   const mode_t old = ::umask(0177);
-  int rc = uv_pipe_bind(listener_, path_.c_str());
+  int rc = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  const int bind_errno = errno;
   ::umask(old);
   if (rc != 0) {
-    close_handle(listener_);
-    return "cannot bind " + path_ + ": " + uv_strerror(rc);
+    ::close(fd);
+    return "cannot bind " + path_ + ": " + fs::errno_text(bind_errno);
   }
+  listen_fd_ = fd;  // from here on, close() removes the socket file
   if (group_ && ::chown(path_.c_str(), static_cast<uid_t>(-1), *group_) != 0) {
     std::string err = "cannot set group of " + path_ + ": " + fs::errno_text(errno);
     close();
@@ -92,7 +106,15 @@ std::string ControlServer::listen(const config::SupervisorSpec& spec) {
     close();
     return err;
   }
-  rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener_), SOMAXCONN, &ControlServer::on_connection);
+  if (::listen(listen_fd_, SOMAXCONN) != 0) {
+    std::string err = "cannot listen on " + path_ + ": " + fs::errno_text(errno);
+    close();
+    return err;
+  }
+  reserve_fd_ = open_reserve();
+  listener_ = new_handle<uv_poll_t>(this);
+  rc = uv_poll_init(loop_, listener_, listen_fd_);
+  if (rc == 0) rc = uv_poll_start(listener_, UV_READABLE, &ControlServer::on_connection);
   if (rc != 0) {
     close();
     return "cannot listen on " + path_ + ": " + uv_strerror(rc);
@@ -103,9 +125,16 @@ std::string ControlServer::listen(const config::SupervisorSpec& spec) {
 void ControlServer::close() {
   // The socket goes first: a client that sees its connection close can count on the
   // path being free for the next daemon.
-  if (listener_ != nullptr) {
-    close_handle(listener_);
+  close_handle(listener_);  // stops polling at once, before the descriptor goes
+  accept_retry_.reset();
+  if (listen_fd_ >= 0) {
+    ::close(listen_fd_);
+    listen_fd_ = -1;
     ::unlink(path_.c_str());
+  }
+  if (reserve_fd_ >= 0) {
+    ::close(reserve_fd_);
+    reserve_fd_ = -1;
   }
   while (!clients_.empty()) drop(*clients_.begin()->second);
 }
@@ -115,31 +144,99 @@ bool ControlServer::peer_allowed(const Peer& p) const {
   return group_ && accounts::member_of(p.uid, p.gid, *group_);
 }
 
-void ControlServer::on_connection(uv_stream_t* server, int status) {
-  auto* self = static_cast<ControlServer*>(server->data);
-  if (self == nullptr) return;
-  if (status < 0) {
-    // Typically EMFILE: report it and keep serving those already connected.
-    self->log_.warn(std::string("control socket: cannot accept: ") + uv_strerror(status));
-    return;
-  }
-  self->accept_one();
+void ControlServer::on_connection(uv_poll_t* poll, int, int) {
+  // An error on the listening socket shows in accept() itself, and is handled there.
+  if (auto* self = static_cast<ControlServer*>(poll->data)) self->accept_pending();
 }
 
-void ControlServer::accept_one() {
+void ControlServer::accept_pending() {
+  while (listen_fd_ >= 0) {
+    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd >= 0) {
+      if (accept_failing_) {
+        log_.info("control socket: accepting clients again (" + std::to_string(refused_busy_) +
+                  " refused with `busy` meanwhile)");
+        accept_failing_ = false;
+        refused_busy_ = 0;
+      }
+      accept_one(fd);
+      continue;
+    }
+    const int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK) return;
+    if (err == EINTR || err == ECONNABORTED) continue;
+    if (err == EMFILE || err == ENFILE) {
+      // Out of descriptors, accept() fails whether or not a client waits: refuse_one()
+      // tells which.
+      const int refused = refuse_one(err);
+      if (refused == 0 || refused == EINTR || refused == ECONNABORTED) continue;
+      if (refused == EAGAIN || refused == EWOULDBLOCK) return;
+    }
+    pause_accepting(err);
+    return;
+  }
+}
+
+int ControlServer::refuse_one(int accept_errno) {
+  // The client would otherwise wait in the backlog for a descriptor, or be closed
+  // without a word; it is told why, and a script can retry. Another thread may take
+  // the freed slot first: then this fails and accepting pauses for a moment.
+  if (reserve_fd_ < 0) reserve_fd_ = open_reserve();
+  if (reserve_fd_ < 0) return accept_errno;
+  ::close(reserve_fd_);
+  const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  const int err = errno;
+  if (fd >= 0) {
+    const std::string line = protocol::encode_error(
+        nullptr, {protocol::code::busy,
+                  "vigild is out of file descriptors (" + fs::errno_text(accept_errno) +
+                      "); try again once it has some to spare",
+                  nullptr});
+    // Best effort: a new connection's buffer is empty, and the line is short.
+    [[maybe_unused]] auto sent = ::send(fd, line.data(), line.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    ::close(fd);
+  }
+  reserve_fd_ = open_reserve();
+  if (fd < 0) return err;
+  accept_trouble(accept_errno);
+  ++refused_busy_;
+  return 0;
+}
+
+void ControlServer::pause_accepting(int accept_errno) {
+  accept_trouble(accept_errno);
+  uv_poll_stop(listener_);
+  if (!accept_retry_) {
+    accept_retry_ = std::make_unique<Timer>(loop_, [this] {
+      if (listener_ == nullptr) return;
+      uv_poll_start(listener_, UV_READABLE, &ControlServer::on_connection);
+      accept_pending();
+    });
+  }
+  accept_retry_->start(kAcceptRetryMs);
+}
+
+void ControlServer::accept_trouble(int accept_errno) {
+  if (accept_failing_) return;
+  accept_failing_ = true;
+  log_.warn("control socket: cannot accept clients: " + fs::errno_text(accept_errno) +
+            (accept_errno == EMFILE || accept_errno == ENFILE
+                 ? "; new clients get a `busy` answer until descriptors are free"
+                 : "; retrying"));
+}
+
+void ControlServer::accept_one(int fd) {
   auto* pipe = new_handle<uv_pipe_t>(nullptr);
   uv_pipe_init(loop_, pipe, 0);
-  if (uv_accept(reinterpret_cast<uv_stream_t*>(listener_),
-                reinterpret_cast<uv_stream_t*>(pipe)) != 0) {
+  if (uv_pipe_open(pipe, fd) != 0) {
+    ::close(fd);
     close_handle(pipe);
     return;
   }
   Peer peer;
-  uv_os_fd_t fd = -1;
   struct ucred cred {};
   socklen_t len = sizeof cred;
-  if (uv_fileno(reinterpret_cast<uv_handle_t*>(pipe), &fd) != 0 ||
-      ::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
     close_handle(pipe);
     return;
   }

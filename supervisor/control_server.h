@@ -16,6 +16,7 @@
 #include "logger.h"
 #include "message.h"
 #include "spec.h"
+#include "uv_handle.h"
 
 namespace vigil {
 
@@ -78,10 +79,23 @@ class ControlServer {
     bool input_closed = false;
   };
 
-  static void on_connection(uv_stream_t* server, int status);
+  static void on_connection(uv_poll_t* poll, int status, int events);
   static void on_alloc(uv_handle_t* handle, std::size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
-  void accept_one();
+  // Accepts every connection waiting. The socket is vigild's own, not a libuv listener:
+  // out of descriptors, libuv accepts and closes connections without a word (its
+  // "EMFILE trick") and never tells the server.
+  void accept_pending();
+  void accept_one(int fd);
+  // Out of descriptors: the reserve descriptor makes room to accept one connection and
+  // answer it `busy`. Returns 0 when it did, else the errno of that accept (EAGAIN: no
+  // client waits; EMFILE: not even the reserve was there).
+  int refuse_one(int accept_errno);
+  // Accepting failed for want of resources: listen again in a moment instead of spinning
+  // on a socket that stays readable.
+  void pause_accepting(int accept_errno);
+  // One warning per episode of accept failures, one note when it ends.
+  void accept_trouble(int accept_errno);
   void handle_bytes(Client& c, std::string_view bytes);
   // Closes a client once what is queued to it has been written.
   void close_after_flush(Client& c);
@@ -91,7 +105,13 @@ class ControlServer {
   uv_loop_t* loop_;
   Handler& handler_;
   Logger& log_;
-  uv_pipe_t* listener_ = nullptr;
+  int listen_fd_ = -1;
+  uv_poll_t* listener_ = nullptr;
+  // An open descriptor held back for the moment all the others are taken (see refuse_one).
+  int reserve_fd_ = -1;
+  std::unique_ptr<Timer> accept_retry_;  // armed only while accepting is paused
+  bool accept_failing_ = false;          // in an episode of accept failures
+  std::uint64_t refused_busy_ = 0;       // clients refused with `busy` during it
   std::string path_;
   std::optional<gid_t> group_;
   std::map<ClientId, std::unique_ptr<Client>> clients_;
