@@ -7,12 +7,15 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <vector>
 
 #include "accounts.h"
 #include "fsutil.h"
+#include "resident.h"
 
 namespace vigil {
 
@@ -20,9 +23,20 @@ namespace {
 
 using protocol::json;
 
+// One write queued to a client. Its bytes count in the clients' memory until libuv is
+// done with them (written, or cancelled when the client goes).
 struct WriteReq {
-  uv_write_t req;
+  WriteReq(std::string bytes, std::shared_ptr<ClientMemory> counted)
+      : data(std::move(bytes)), memory(std::move(counted)) {
+    memory->add(data.size());
+  }
+  ~WriteReq() { memory->remove(data.size()); }
+  WriteReq(const WriteReq&) = delete;
+  WriteReq& operator=(const WriteReq&) = delete;
+
+  uv_write_t req{};
   std::string data;
+  std::shared_ptr<ClientMemory> memory;
 };
 
 // Why the socket at `path` cannot be taken over, or "" when it can: only a socket that
@@ -53,13 +67,51 @@ int open_reserve() {
 
 // How long accepting pauses when not even a refusal is possible (no descriptor at all).
 constexpr std::uint64_t kAcceptRetryMs = 250;
+// The free heap goes back this long after a big release, so that a release made of many
+// frees (a client's queue cancelled write by write) is given back once.
+constexpr std::uint64_t kGiveBackDelayMs = 100;
+
+std::string mib(std::size_t bytes) {
+  return std::to_string(bytes / (1024 * 1024)) + " MiB";
+}
 
 }  // namespace
 
-ControlServer::ControlServer(uv_loop_t* loop, Handler& handler, Logger& log)
-    : loop_(loop), handler_(handler), log_(log) {}
+void ClientMemory::add(std::size_t bytes) {
+  held += bytes;
+  peak = std::max(peak, held);
+}
 
-ControlServer::~ControlServer() { close(); }
+void ClientMemory::remove(std::size_t bytes) {
+  held -= std::min(bytes, held);
+  if (server != nullptr && peak - held >= kGiveBackAfter) server->give_back_soon();
+}
+
+ControlServer::Holding::Holding(Holding&& other) noexcept
+    : memory_(std::move(other.memory_)), bytes_(other.bytes_) {
+  other.bytes_ = 0;
+}
+
+void ControlServer::Holding::set(std::size_t bytes) {
+  if (memory_ == nullptr || bytes == bytes_) return;
+  if (bytes > bytes_) {
+    memory_->add(bytes - bytes_);
+  } else {
+    memory_->remove(bytes_ - bytes);
+  }
+  bytes_ = bytes;
+}
+
+ControlServer::ControlServer(uv_loop_t* loop, Handler& handler, Logger& log)
+    : loop_(loop), handler_(handler), log_(log) {
+  memory_->server = this;
+}
+
+ControlServer::~ControlServer() {
+  memory_->server = nullptr;  // writes still queued settle their bytes without us
+  close();
+  give_back_timer_.reset();
+}
 
 std::string ControlServer::listen(const config::SupervisorSpec& spec) {
   path_ = spec.socket;
@@ -245,6 +297,7 @@ void ControlServer::accept_one(int fd) {
   auto client = std::make_unique<Client>(
       Client{this, next_id_++, pipe, peer, protocol::LineReader{}, false, false});
   pipe->data = client.get();
+  client->holding.attach(memory_);
   Client& c = *client;
   clients_.emplace(c.id, std::move(client));
 
@@ -300,6 +353,9 @@ void ControlServer::handle_bytes(Client& c, std::string_view bytes) {
   std::vector<std::string> lines;
   auto status = c.reader.feed(bytes, [&](std::string_view line) { lines.emplace_back(line); });
   const ClientId id = c.id;
+  // An unended line is held for the client: it counts with what all clients hold.
+  c.holding.set(c.reader.pending() + c.charged);
+  if (c.reader.pending() > 0 && !make_room(id, 0)) return;
   for (const auto& line : lines) {
     auto it = clients_.find(id);
     if (it == clients_.end() || it->second->closing) return;
@@ -340,7 +396,8 @@ void ControlServer::send(ClientId id, const std::string& line) {
         disconnect(id);
         return;
       }
-      auto* w = new WriteReq{{}, line.substr(n)};
+      if (!make_room(id, line.size() - static_cast<std::size_t>(n))) return;
+      auto* w = new WriteReq(line.substr(n), memory_);
       uv_buf_t rest = uv_buf_init(w->data.data(), w->data.size());
       uv_write(&w->req, stream, &rest, 1, [](uv_write_t* r, int) {
         delete reinterpret_cast<WriteReq*>(r);
@@ -352,7 +409,8 @@ void ControlServer::send(ClientId id, const std::string& line) {
     disconnect(id);
     return;
   }
-  auto* w = new WriteReq{{}, line};
+  if (!make_room(id, line.size())) return;
+  auto* w = new WriteReq(line, memory_);
   uv_buf_t b = uv_buf_init(w->data.data(), w->data.size());
   if (uv_write(&w->req, stream, &b, 1,
                [](uv_write_t* r, int) { delete reinterpret_cast<WriteReq*>(r); }) != 0) {
@@ -380,13 +438,97 @@ void ControlServer::disconnect(ClientId id) {
     // What waits for it, in the log: the bound it hit can be checked from outside.
     const Client& c = *it->second;
     const std::size_t unread =
-        c.pipe == nullptr ? 0
-                          : uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(c.pipe));
+        c.charged + (c.pipe == nullptr
+                         ? 0
+                         : uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(c.pipe)));
     log_.warn("control socket: dropping client " + std::to_string(id) +
               ": it is not reading its replies (" + std::to_string(unread) +
               " bytes wait for it, at most " + std::to_string(kMaxQueuedOutput) + ")");
     drop(*it->second);
   }
+}
+
+bool ControlServer::charge(ClientId id, std::size_t bytes) {
+  auto it = clients_.find(id);
+  if (it == clients_.end()) return false;
+  Client& c = *it->second;
+  c.charged += bytes;
+  c.holding.set(c.reader.pending() + c.charged);
+  return make_room(id, 0);
+}
+
+void ControlServer::refund(ClientId id, std::size_t bytes) {
+  auto it = clients_.find(id);
+  if (it == clients_.end()) return;
+  Client& c = *it->second;
+  c.charged -= std::min(bytes, c.charged);
+  c.holding.set(c.reader.pending() + c.charged);
+}
+
+std::size_t ControlServer::held_by(const Client& c) const {
+  const auto* stream = reinterpret_cast<const uv_stream_t*>(c.pipe);
+  return (c.pipe == nullptr ? 0 : uv_stream_get_write_queue_size(stream)) + c.holding.bytes();
+}
+
+bool ControlServer::make_room(ClientId id, std::size_t incoming) {
+  if (memory_->held + incoming <= kMaxClientMemory) return true;
+  // Over the bound by the count, which still has the bytes of clients on their way out
+  // (their writes are cancelled once libuv closes them): count those still here, the
+  // ones holding most first.
+  std::vector<std::pair<std::size_t, ClientId>> holders;
+  std::size_t total = 0;
+  for (const auto& [cid, c] : clients_) {
+    if (c->pipe == nullptr || uv_is_closing(reinterpret_cast<uv_handle_t*>(c->pipe))) continue;
+    const std::size_t held = held_by(*c) + (cid == id ? incoming : 0);
+    total += held;
+    holders.emplace_back(held, cid);
+  }
+  if (total > kMaxClientMemory) {
+    std::sort(holders.begin(), holders.end(), std::greater<>());
+    for (const auto& [held, cid] : holders) {
+      if (total <= kMaxClientMemory) break;
+      auto it = clients_.find(cid);
+      if (it == clients_.end()) continue;  // gone with an earlier one
+      evict(*it->second, held, total);
+      total -= held;
+    }
+  }
+  auto it = clients_.find(id);
+  return it != clients_.end() && it->second->pipe != nullptr &&
+         !uv_is_closing(reinterpret_cast<uv_handle_t*>(it->second->pipe));
+}
+
+void ControlServer::evict(Client& c, std::size_t held, std::size_t total) {
+  log_.warn("control socket: clients hold " + std::to_string(total) + " bytes, more than the " +
+            mib(kMaxClientMemory) + " vigild keeps for them: dropping client " +
+            std::to_string(c.id) + " (uid " + std::to_string(c.peer.uid) + ", pid " +
+            std::to_string(c.peer.pid) + "), which holds the most (" + std::to_string(held) +
+            " bytes)");
+  // Told why if it reads, at no cost if it does not: nothing is queued for it.
+  const std::string line = protocol::encode_error(
+      nullptr,
+      {protocol::code::busy,
+       "vigild holds too much for its clients (at most " + mib(kMaxClientMemory) +
+           " together); this connection held the most (" + std::to_string(held) + " bytes)",
+       nullptr});
+  uv_buf_t b = uv_buf_init(const_cast<char*>(line.data()), line.size());
+  if (uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(c.pipe)) == 0) {
+    [[maybe_unused]] int n = uv_try_write(reinterpret_cast<uv_stream_t*>(c.pipe), &b, 1);
+  }
+  drop(c);
+}
+
+void ControlServer::give_back_soon() {
+  if (give_back_armed_) return;
+  give_back_armed_ = true;
+  if (!give_back_timer_) {
+    give_back_timer_ = std::make_unique<Timer>(loop_, [this] {
+      give_back_armed_ = false;
+      release_free_heap();
+      memory_->peak = memory_->held;
+    });
+  }
+  give_back_timer_->start(kGiveBackDelayMs);
 }
 
 bool ControlServer::input_closed(ClientId id) const {

@@ -23,6 +23,25 @@ namespace vigil {
 inline constexpr std::size_t kMaxClients = 1024;
 // Output queued to one client before it counts as not reading and is dropped.
 inline constexpr std::size_t kMaxQueuedOutput = 8 * 1024 * 1024;
+// What vigild holds for all its clients together: request lines not yet ended (each up to
+// protocol::kMaxLine), output not yet written to them (each up to kMaxQueuedOutput) and
+// what the handler keeps for them (ControlServer::charge). Beyond it the clients holding
+// most are dropped: without it, 1024 clients could make vigild hold gigabytes.
+inline constexpr std::size_t kMaxClientMemory = 64 * 1024 * 1024;
+// Once this much of what clients held has gone, the free heap goes back to the system.
+inline constexpr std::size_t kGiveBackAfter = 4 * 1024 * 1024;
+
+class ControlServer;
+
+// The bytes counted against kMaxClientMemory. Shared with the writes queued to clients,
+// which give their bytes back when libuv is done with them, even after the server has gone.
+struct ClientMemory {
+  std::size_t held = 0;
+  std::size_t peak = 0;             // the most held since memory was last given back
+  ControlServer* server = nullptr;  // null once the server has gone
+  void add(std::size_t bytes);
+  void remove(std::size_t bytes);
+};
 
 struct Peer {
   pid_t pid = 0;
@@ -67,8 +86,35 @@ class ControlServer {
   void disconnect(ClientId client);
   bool input_closed(ClientId client) const;
   std::size_t client_count() const { return clients_.size(); }
+  // Output the handler holds for a client outside the server (a follower's live log while
+  // its tail is read) counts as the client's: charge() it when kept, refund() it when
+  // handed to send() or dropped. Returns false when the client is gone, dropped now
+  // because clients together hold too much.
+  bool charge(ClientId client, std::size_t bytes);
+  void refund(ClientId client, std::size_t bytes);
+  // What clients hold now, in bytes (see kMaxClientMemory).
+  std::size_t client_memory() const { return memory_->held; }
 
  private:
+  friend struct ClientMemory;
+
+  // The part of a client's bytes that is not in its queued writes: its unended request
+  // line and its charges. Counted in ClientMemory while the client exists.
+  class Holding {
+   public:
+    Holding() = default;
+    Holding(Holding&& other) noexcept;
+    Holding& operator=(Holding&&) = delete;
+    ~Holding() { set(0); }
+    void attach(std::shared_ptr<ClientMemory> memory) { memory_ = std::move(memory); }
+    void set(std::size_t bytes);
+    std::size_t bytes() const { return bytes_; }
+
+   private:
+    std::shared_ptr<ClientMemory> memory_;
+    std::size_t bytes_ = 0;
+  };
+
   struct Client {
     ControlServer* server;
     ClientId id;
@@ -77,6 +123,8 @@ class ControlServer {
     protocol::LineReader reader;
     bool closing = false;
     bool input_closed = false;
+    std::size_t charged = 0;  // see charge()
+    Holding holding{};
   };
 
   static void on_connection(uv_poll_t* poll, int status, int events);
@@ -97,6 +145,14 @@ class ControlServer {
   // One warning per episode of accept failures, one note when it ends.
   void accept_trouble(int accept_errno);
   void handle_bytes(Client& c, std::string_view bytes);
+  // What a client holds: its queued output, its unended line, its charges.
+  std::size_t held_by(const Client& c) const;
+  // Makes room for `incoming` more bytes held for `client`: when clients would hold more
+  // than kMaxClientMemory, the ones holding most are dropped until they do not. False
+  // when `client` itself is gone.
+  bool make_room(ClientId client, std::size_t incoming);
+  void evict(Client& c, std::size_t held, std::size_t total);
+  void give_back_soon();
   // Closes a client once what is queued to it has been written.
   void close_after_flush(Client& c);
   void drop(Client& c);
@@ -115,6 +171,9 @@ class ControlServer {
   std::string path_;
   std::optional<gid_t> group_;
   std::map<ClientId, std::unique_ptr<Client>> clients_;
+  std::shared_ptr<ClientMemory> memory_ = std::make_shared<ClientMemory>();
+  std::unique_ptr<Timer> give_back_timer_;  // armed only after a big release
+  bool give_back_armed_ = false;
   ClientId next_id_ = 1;
   char read_buf_[64 * 1024];
 };
