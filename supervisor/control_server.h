@@ -1,6 +1,7 @@
-// The control socket: a libuv pipe server speaking newline-delimited JSON. It owns the
-// connections and their limits (request size, client count, output queued to a client
-// that does not read) and the peer-credential check; what a request means is the
+// The control socket: a Unix stream server on the libuv loop speaking newline-delimited
+// JSON. It owns the connections and their limits (request size, client count, output
+// queued to a client that does not read, what all clients hold together, refusals when
+// out of descriptors) and the peer-credential check; what a request means is the
 // Handler's business.
 #pragma once
 
