@@ -8,13 +8,15 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <vector>
 
 #include "accounts.h"
 #include "fsutil.h"
-#include "uv_handle.h"
+#include "resident.h"
 
 namespace vigil {
 
@@ -22,9 +24,20 @@ namespace {
 
 using protocol::json;
 
+// One write queued to a client. Its bytes count in the clients' memory until libuv is
+// done with them (written, or cancelled when the client goes).
 struct WriteReq {
-  uv_write_t req;
+  WriteReq(std::string bytes, std::shared_ptr<ClientMemory> counted)
+      : data(std::move(bytes)), memory(std::move(counted)) {
+    memory->add(data.size());
+  }
+  ~WriteReq() { memory->remove(data.size()); }
+  WriteReq(const WriteReq&) = delete;
+  WriteReq& operator=(const WriteReq&) = delete;
+
+  uv_write_t req{};
   std::string data;
+  std::shared_ptr<ClientMemory> memory;
 };
 
 // Why the socket at `path` cannot be taken over, or "" when it can: only a socket that
@@ -47,12 +60,59 @@ std::string stale_socket_check(const std::string& path) {
   return "cannot check whether " + path + " is in use: " + fs::errno_text(err);
 }
 
+// The descriptor kept in reserve for refusing clients when all others are taken.
+int open_reserve() {
+  const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  return fd < 0 ? -1 : fs::keep_long_lived(fd);
+}
+
+// How long accepting pauses when not even a refusal is possible (no descriptor at all).
+constexpr std::uint64_t kAcceptRetryMs = 250;
+// The free heap goes back this long after a big release, so that a release made of many
+// frees (a client's queue cancelled write by write) is given back once.
+constexpr std::uint64_t kGiveBackDelayMs = 100;
+
+std::string mib(std::size_t bytes) {
+  return std::to_string(bytes / (1024 * 1024)) + " MiB";
+}
+
 }  // namespace
 
-ControlServer::ControlServer(uv_loop_t* loop, Handler& handler, Logger& log)
-    : loop_(loop), handler_(handler), log_(log) {}
+void ClientMemory::add(std::size_t bytes) {
+  held += bytes;
+  peak = std::max(peak, held);
+}
 
-ControlServer::~ControlServer() { close(); }
+void ClientMemory::remove(std::size_t bytes) {
+  held -= std::min(bytes, held);
+  if (server != nullptr && peak - held >= kGiveBackAfter) server->give_back_soon();
+}
+
+ControlServer::Holding::Holding(Holding&& other) noexcept
+    : memory_(std::move(other.memory_)), bytes_(other.bytes_) {
+  other.bytes_ = 0;
+}
+
+void ControlServer::Holding::set(std::size_t bytes) {
+  if (memory_ == nullptr || bytes == bytes_) return;
+  if (bytes > bytes_) {
+    memory_->add(bytes - bytes_);
+  } else {
+    memory_->remove(bytes_ - bytes);
+  }
+  bytes_ = bytes;
+}
+
+ControlServer::ControlServer(uv_loop_t* loop, Handler& handler, Logger& log)
+    : loop_(loop), handler_(handler), log_(log) {
+  memory_->server = this;
+}
+
+ControlServer::~ControlServer() {
+  memory_->server = nullptr;  // writes still queued settle their bytes without us
+  close();
+  give_back_timer_.reset();
+}
 
 std::string ControlServer::listen(const config::SupervisorSpec& spec) {
   path_ = spec.socket;
@@ -73,17 +133,22 @@ std::string ControlServer::listen(const config::SupervisorSpec& spec) {
     ::unlink(path_.c_str());  // a dead daemon's socket
   }
 
-  listener_ = new_handle<uv_pipe_t>(this);
-  uv_pipe_init(loop_, listener_, 0);
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return "cannot create the control socket: " + fs::errno_text(errno);
+  struct sockaddr_un addr {};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path_.c_str(), sizeof addr.sun_path - 1);
   // The socket is born owner-only (the umask applies to bind); group access is added
   // only after the group is set, so it is never more open than configured.
   const mode_t old = ::umask(0177);
-  int rc = uv_pipe_bind(listener_, path_.c_str());
+  int rc = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  const int bind_errno = errno;
   ::umask(old);
   if (rc != 0) {
-    close_handle(listener_);
-    return "cannot bind " + path_ + ": " + uv_strerror(rc);
+    ::close(fd);
+    return "cannot bind " + path_ + ": " + fs::errno_text(bind_errno);
   }
+  listen_fd_ = fd;  // from here on, close() removes the socket file
   if (group_ && ::chown(path_.c_str(), static_cast<uid_t>(-1), *group_) != 0) {
     std::string err = "cannot set group of " + path_ + ": " + fs::errno_text(errno);
     close();
@@ -94,7 +159,15 @@ std::string ControlServer::listen(const config::SupervisorSpec& spec) {
     close();
     return err;
   }
-  rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener_), SOMAXCONN, &ControlServer::on_connection);
+  if (::listen(listen_fd_, SOMAXCONN) != 0) {
+    std::string err = "cannot listen on " + path_ + ": " + fs::errno_text(errno);
+    close();
+    return err;
+  }
+  reserve_fd_ = open_reserve();
+  listener_ = new_handle<uv_poll_t>(this);
+  rc = uv_poll_init(loop_, listener_, listen_fd_);
+  if (rc == 0) rc = uv_poll_start(listener_, UV_READABLE, &ControlServer::on_connection);
   if (rc != 0) {
     close();
     return "cannot listen on " + path_ + ": " + uv_strerror(rc);
@@ -105,9 +178,16 @@ std::string ControlServer::listen(const config::SupervisorSpec& spec) {
 void ControlServer::close() {
   // The socket goes first: a client that sees its connection close can count on the
   // path being free for the next daemon.
-  if (listener_ != nullptr) {
-    close_handle(listener_);
+  close_handle(listener_);  // stops polling at once, before the descriptor goes
+  accept_retry_.reset();
+  if (listen_fd_ >= 0) {
+    ::close(listen_fd_);
+    listen_fd_ = -1;
     ::unlink(path_.c_str());
+  }
+  if (reserve_fd_ >= 0) {
+    ::close(reserve_fd_);
+    reserve_fd_ = -1;
   }
   // Every client goes now, at once: the server is going away, so nothing may wait for a
   // close callback. The handler hears of each after the map is empty, so it can look at
@@ -130,31 +210,99 @@ bool ControlServer::peer_allowed(const Peer& p) const {
   return group_ && accounts::member_of(p.uid, p.gid, *group_);
 }
 
-void ControlServer::on_connection(uv_stream_t* server, int status) {
-  auto* self = static_cast<ControlServer*>(server->data);
-  if (self == nullptr) return;
-  if (status < 0) {
-    // Typically EMFILE: report it and keep serving those already connected.
-    self->log_.warn(std::string("control socket: cannot accept: ") + uv_strerror(status));
-    return;
-  }
-  self->accept_one();
+void ControlServer::on_connection(uv_poll_t* poll, int, int) {
+  // An error on the listening socket shows in accept() itself, and is handled there.
+  if (auto* self = static_cast<ControlServer*>(poll->data)) self->accept_pending();
 }
 
-void ControlServer::accept_one() {
+void ControlServer::accept_pending() {
+  while (listen_fd_ >= 0) {
+    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd >= 0) {
+      if (accept_failing_) {
+        log_.info("control socket: accepting clients again (" + std::to_string(refused_busy_) +
+                  " refused with `busy` meanwhile)");
+        accept_failing_ = false;
+        refused_busy_ = 0;
+      }
+      accept_one(fd);
+      continue;
+    }
+    const int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK) return;
+    if (err == EINTR || err == ECONNABORTED) continue;
+    if (err == EMFILE || err == ENFILE) {
+      // Out of descriptors, accept() fails whether or not a client waits: refuse_one()
+      // tells which.
+      const int refused = refuse_one(err);
+      if (refused == 0 || refused == EINTR || refused == ECONNABORTED) continue;
+      if (refused == EAGAIN || refused == EWOULDBLOCK) return;
+    }
+    pause_accepting(err);
+    return;
+  }
+}
+
+int ControlServer::refuse_one(int accept_errno) {
+  // The client would otherwise wait in the backlog for a descriptor, or be closed
+  // without a word; it is told why, and a script can retry. Another thread may take
+  // the freed slot first: then this fails and accepting pauses for a moment.
+  if (reserve_fd_ < 0) reserve_fd_ = open_reserve();
+  if (reserve_fd_ < 0) return accept_errno;
+  ::close(reserve_fd_);
+  const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  const int err = errno;
+  if (fd >= 0) {
+    const std::string line = protocol::encode_error(
+        nullptr, {protocol::code::busy,
+                  "vigild is out of file descriptors (" + fs::errno_text(accept_errno) +
+                      "); try again once it has some to spare",
+                  nullptr});
+    // Best effort: a new connection's buffer is empty, and the line is short.
+    [[maybe_unused]] auto sent = ::send(fd, line.data(), line.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    ::close(fd);
+  }
+  reserve_fd_ = open_reserve();
+  if (fd < 0) return err;
+  accept_trouble(accept_errno);
+  ++refused_busy_;
+  return 0;
+}
+
+void ControlServer::pause_accepting(int accept_errno) {
+  accept_trouble(accept_errno);
+  uv_poll_stop(listener_);
+  if (!accept_retry_) {
+    accept_retry_ = std::make_unique<Timer>(loop_, [this] {
+      if (listener_ == nullptr) return;
+      uv_poll_start(listener_, UV_READABLE, &ControlServer::on_connection);
+      accept_pending();
+    });
+  }
+  accept_retry_->start(kAcceptRetryMs);
+}
+
+void ControlServer::accept_trouble(int accept_errno) {
+  if (accept_failing_) return;
+  accept_failing_ = true;
+  log_.warn("control socket: cannot accept clients: " + fs::errno_text(accept_errno) +
+            (accept_errno == EMFILE || accept_errno == ENFILE
+                 ? "; new clients get a `busy` answer until descriptors are free"
+                 : "; retrying"));
+}
+
+void ControlServer::accept_one(int fd) {
   auto* pipe = new_handle<uv_pipe_t>(nullptr);
   uv_pipe_init(loop_, pipe, 0);
-  if (uv_accept(reinterpret_cast<uv_stream_t*>(listener_),
-                reinterpret_cast<uv_stream_t*>(pipe)) != 0) {
+  if (uv_pipe_open(pipe, fd) != 0) {
+    ::close(fd);
     close_handle(pipe);
     return;
   }
   Peer peer;
-  uv_os_fd_t fd = -1;
   struct ucred cred {};
   socklen_t len = sizeof cred;
-  if (uv_fileno(reinterpret_cast<uv_handle_t*>(pipe), &fd) != 0 ||
-      ::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
     close_handle(pipe);
     return;
   }
@@ -163,6 +311,7 @@ void ControlServer::accept_one() {
   auto client = std::make_unique<Client>(
       Client{this, next_id_++, pipe, peer, protocol::LineReader{}, false, false});
   pipe->data = client.get();
+  client->holding.attach(memory_);
   Client& c = *client;
   clients_.emplace(c.id, std::move(client));
 
@@ -257,6 +406,9 @@ void ControlServer::handle_bytes(Client& c, std::string_view bytes) {
   std::vector<std::string> lines;
   auto status = c.reader.feed(bytes, [&](std::string_view line) { lines.emplace_back(line); });
   const ClientId id = c.id;
+  // An unended line is held for the client: it counts with what all clients hold.
+  c.holding.set(c.reader.pending() + c.charged);
+  if (c.reader.pending() > 0 && !make_room(id, 0)) return;
   for (const auto& line : lines) {
     auto it = clients_.find(id);
     if (it == clients_.end() || it->second->closing) return;
@@ -297,7 +449,8 @@ void ControlServer::send(ClientId id, const std::string& line) {
         disconnect(id);
         return;
       }
-      auto* w = new WriteReq{{}, line.substr(n)};
+      if (!make_room(id, line.size() - static_cast<std::size_t>(n))) return;
+      auto* w = new WriteReq(line.substr(n), memory_);
       uv_buf_t rest = uv_buf_init(w->data.data(), w->data.size());
       uv_write(&w->req, stream, &rest, 1, [](uv_write_t* r, int) {
         delete reinterpret_cast<WriteReq*>(r);
@@ -309,7 +462,8 @@ void ControlServer::send(ClientId id, const std::string& line) {
     disconnect(id);
     return;
   }
-  auto* w = new WriteReq{{}, line};
+  if (!make_room(id, line.size())) return;
+  auto* w = new WriteReq(line, memory_);
   uv_buf_t b = uv_buf_init(w->data.data(), w->data.size());
   if (uv_write(&w->req, stream, &b, 1,
                [](uv_write_t* r, int) { delete reinterpret_cast<WriteReq*>(r); }) != 0) {
@@ -334,10 +488,100 @@ void ControlServer::close_when_done(ClientId id) {
 void ControlServer::disconnect(ClientId id) {
   auto it = clients_.find(id);
   if (it != clients_.end() && !it->second->dropped) {
+    // What waits for it, in the log: the bound it hit can be checked from outside.
+    const Client& c = *it->second;
+    const std::size_t unread =
+        c.charged + (c.pipe == nullptr
+                         ? 0
+                         : uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(c.pipe)));
     log_.warn("control socket: dropping client " + std::to_string(id) +
-              ": it is not reading its replies");
+              ": it is not reading its replies (" + std::to_string(unread) +
+              " bytes wait for it, at most " + std::to_string(kMaxQueuedOutput) + ")");
     drop(*it->second);
   }
+}
+
+bool ControlServer::charge(ClientId id, std::size_t bytes) {
+  auto it = clients_.find(id);
+  if (it == clients_.end()) return false;
+  Client& c = *it->second;
+  c.charged += bytes;
+  c.holding.set(c.reader.pending() + c.charged);
+  return make_room(id, 0);
+}
+
+void ControlServer::refund(ClientId id, std::size_t bytes) {
+  auto it = clients_.find(id);
+  if (it == clients_.end()) return;
+  Client& c = *it->second;
+  c.charged -= std::min(bytes, c.charged);
+  c.holding.set(c.reader.pending() + c.charged);
+}
+
+std::size_t ControlServer::held_by(const Client& c) const {
+  const auto* stream = reinterpret_cast<const uv_stream_t*>(c.pipe);
+  return (c.pipe == nullptr ? 0 : uv_stream_get_write_queue_size(stream)) + c.holding.bytes();
+}
+
+bool ControlServer::make_room(ClientId id, std::size_t incoming) {
+  if (memory_->held + incoming <= kMaxClientMemory) return true;
+  // Over the bound by the count, which still has the bytes of clients on their way out
+  // (their writes are cancelled once libuv closes them): count those still here, the
+  // ones holding most first.
+  std::vector<std::pair<std::size_t, ClientId>> holders;
+  std::size_t total = 0;
+  for (const auto& [cid, c] : clients_) {
+    if (c->pipe == nullptr || uv_is_closing(reinterpret_cast<uv_handle_t*>(c->pipe))) continue;
+    const std::size_t held = held_by(*c) + (cid == id ? incoming : 0);
+    total += held;
+    holders.emplace_back(held, cid);
+  }
+  if (total > kMaxClientMemory) {
+    std::sort(holders.begin(), holders.end(), std::greater<>());
+    for (const auto& [held, cid] : holders) {
+      if (total <= kMaxClientMemory) break;
+      auto it = clients_.find(cid);
+      if (it == clients_.end()) continue;  // gone with an earlier one
+      evict(*it->second, held, total);
+      total -= held;
+    }
+  }
+  auto it = clients_.find(id);
+  return it != clients_.end() && it->second->pipe != nullptr &&
+         !uv_is_closing(reinterpret_cast<uv_handle_t*>(it->second->pipe));
+}
+
+void ControlServer::evict(Client& c, std::size_t held, std::size_t total) {
+  log_.warn("control socket: clients hold " + std::to_string(total) + " bytes, more than the " +
+            mib(kMaxClientMemory) + " vigild keeps for them: dropping client " +
+            std::to_string(c.id) + " (uid " + std::to_string(c.peer.uid) + ", pid " +
+            std::to_string(c.peer.pid) + "), which holds the most (" + std::to_string(held) +
+            " bytes)");
+  // Told why if it reads, at no cost if it does not: nothing is queued for it.
+  const std::string line = protocol::encode_error(
+      nullptr,
+      {protocol::code::busy,
+       "vigild holds too much for its clients (at most " + mib(kMaxClientMemory) +
+           " together); this connection held the most (" + std::to_string(held) + " bytes)",
+       nullptr});
+  uv_buf_t b = uv_buf_init(const_cast<char*>(line.data()), line.size());
+  if (uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(c.pipe)) == 0) {
+    [[maybe_unused]] int n = uv_try_write(reinterpret_cast<uv_stream_t*>(c.pipe), &b, 1);
+  }
+  drop(c);
+}
+
+void ControlServer::give_back_soon() {
+  if (give_back_armed_) return;
+  give_back_armed_ = true;
+  if (!give_back_timer_) {
+    give_back_timer_ = std::make_unique<Timer>(loop_, [this] {
+      give_back_armed_ = false;
+      release_free_heap();
+      memory_->peak = memory_->held;
+    });
+  }
+  give_back_timer_->start(kGiveBackDelayMs);
 }
 
 bool ControlServer::input_closed(ClientId id) const {

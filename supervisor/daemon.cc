@@ -367,13 +367,19 @@ void Daemon::on_output(const std::string& job, JobOutput::Stream stream, std::st
       server_->send(t.client, event);
       continue;
     }
-    // Waiting for its tail: kept, within the bound a client's queue has anyway.
+    // Waiting for its tail: kept, within the bound a client's queue has anyway, and
+    // counted with what all clients hold (which may drop this one, or others).
     for (auto& waiting : it->second) {
       if (waiting.client != t.client || waiting.id != t.id || waiting.ended) continue;
-      waiting.backlog_bytes += event.size();
+      const std::size_t size = event.size();
+      waiting.backlog_bytes += size;
       waiting.backlog.push_back(std::move(event));
-      if (waiting.backlog_bytes > kMaxQueuedOutput) server_->disconnect(t.client);
-      break;
+      if (waiting.backlog_bytes > kMaxQueuedOutput) {
+        server_->disconnect(t.client);
+      } else {
+        server_->charge(t.client, size);
+      }
+      break;  // `waiting` may be gone now
     }
   }
 }
@@ -899,6 +905,7 @@ void Daemon::logs_read(ClientId c, const json& id, const std::string& job, const
   if (auto it = followers_.find(job); it != followers_.end()) {
     for (auto f = it->second.begin(); f != it->second.end(); ++f) {
       if (f->client != c || f->id != id || f->answered) continue;
+      server_->refund(c, f->backlog_bytes);  // sent now, or never
       if (!tail.error.empty()) {
         it->second.erase(f);  // an error ends the request, follow or not
         break;

@@ -9,8 +9,12 @@
 
 namespace vigil {
 
-void release_startup_memory() {
+void release_free_heap() {
   ::malloc_trim(0);
+}
+
+void release_startup_memory() {
+  release_free_heap();
   std::FILE* maps = std::fopen("/proc/self/maps", "re");
   if (maps == nullptr) return;  // no /proc: keep the mappings, nothing is wrong
   char line[512];

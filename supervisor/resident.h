@@ -12,4 +12,8 @@ namespace vigil {
 // one gets the same from its fork, which maps no code anew).
 void release_startup_memory();
 
+// Gives the free parts of the heap back to the system (malloc_trim): after many small
+// buffers were freed (a client's queued output), the allocator keeps them otherwise.
+void release_free_heap();
+
 }  // namespace vigil

@@ -232,10 +232,10 @@ class Vigil:
         self.config.write_text(to_yaml({"supervisor": sup, "jobs": jobs}))
         return self.config
 
-    def start(self, *extra, check=True, preexec_fn=None):
+    def start(self, *extra, check=True, preexec_fn=None, env=None):
         """Runs `vigild -c CONFIG` (daemonizing); returns the CompletedProcess."""
         r = subprocess.run([VIGILD, "-c", str(self.config), *extra], capture_output=True,
-                           text=True, timeout=60, preexec_fn=preexec_fn)
+                           text=True, timeout=60, preexec_fn=preexec_fn, env=env)
         if check:
             assert r.returncode == 0, f"vigild failed: {r.stderr}"
         return r

@@ -173,6 +173,46 @@ def test_socket_and_pidfile_modes(vigil):
     assert os.stat(vigil.log).st_mode & 0o777 == 0o640
 
 
+@pytest.mark.parametrize("group", [None, "nogroup"], ids=["owner-only", "socket_group"])
+def test_the_socket_is_never_more_open_than_configured_not_even_for_a_moment(vigil, tmp_path,
+                                                                             group):
+    # The file's mode seen from outside after start-up says nothing of the moment between
+    # bind() and chmod(). A probe preloaded into vigild (socket_mode_probe.c) reads the
+    # mode as bind() creates the socket, and the mode and group as chmod() changes them:
+    # the socket must be born 0600, and group access granted only once the group is set.
+    if group is not None and os.geteuid() != 0:
+        pytest.skip("needs root to give the socket a group of its own")
+    probe = tmp_path / "socket_mode_probe.so"
+    src = pathlib.Path(__file__).resolve().parent / "socket_mode_probe.c"
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", str(probe), str(src), "-ldl"],
+                   check=True, timeout=60)
+    record = tmp_path / "modes"
+    env = dict(os.environ, LD_PRELOAD=str(probe), VIGIL_TEST_MODE_LOG=str(record))
+    # The sanitizer runtime wants to be the first library; the probe needs only libc.
+    env["ASAN_OPTIONS"] = ":".join(filter(None, [os.environ.get("ASAN_OPTIONS"),
+                                                 "verify_asan_link_order=0"]))
+    supervisor = {"socket_mode": "0660"}
+    if group is not None:
+        supervisor["socket_group"] = group
+    vigil.write_config({"a": sleeper()}, supervisor=supervisor)
+    vigil.start(env=env)
+    events = [line.split(" ", 3) for line in record.read_text().splitlines()
+              if line.endswith(" " + vigil.socket)]
+    binds = [(int(mode, 8), int(gid)) for what, mode, gid, _ in events if what == "bind"]
+    chmods = [(int(mode, 8), int(gid)) for what, mode, gid, _ in events if what == "chmod"]
+    assert len(binds) == 1, events
+    assert binds[0][0] == 0o600, f"the socket was born {binds[0][0]:o}"
+    st = os.stat(vigil.socket)
+    assert st.st_mode & 0o777 == 0o660
+    if group is not None:
+        import grp
+        gid = grp.getgrnam(group).gr_gid
+        assert st.st_gid == gid
+        # Before group access is granted, the group is already the configured one.
+        assert chmods and all(g == gid for _, g in chmods), (chmods, gid)
+    assert vigil.call("version")["ok"]
+
+
 @pytest.mark.parametrize("foreground", [False, True], ids=["daemon", "foreground"])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_sigterm_or_sigint_stops_every_job_and_leaves_nothing_behind(vigil, tmp_path, sig,

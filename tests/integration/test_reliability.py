@@ -3,6 +3,7 @@
 import os
 import pathlib
 import pwd
+import re
 import shutil
 import signal
 import subprocess
@@ -303,6 +304,70 @@ def test_fd_exhaustion_is_reported_and_vigild_serves_on_and_recovers(vigil):
     for i in range(20, 40):
         vigil.wait_state(f"j{i:02d}", "running", timeout=20)
     assert pid_alive(vigil.pid())
+
+
+def test_out_of_descriptors_new_clients_get_busy_it_is_logged_once_and_vigild_recovers(vigil):
+    # Every client holds one of vigild's 64 descriptors: connect until they are all
+    # taken. Each client after that must be told why it is refused (not find its
+    # connection closed without a word), the log must say so once for the whole episode,
+    # those connected are served on, and once some go, new clients are served again.
+    import resource
+    vigil.write_config({"a": sleeper()})
+    vigil.start(preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64)))
+    vigil.wait_state("a", "running")
+
+    def ask():
+        """A new connection and its first answer: to a version request, or a refusal."""
+        c = vigil.client()
+        try:
+            c.send_line(b'{"id":1,"cmd":"version"}\n')
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused at once: the answer is waiting
+        try:
+            return c, c.read_message()
+        except (ConnectionError, OSError) as e:
+            c.close()
+            return None, {"closed": repr(e)}
+
+    held = []
+    try:
+        for _ in range(64):
+            c, m = ask()
+            if not m.get("ok"):
+                break
+            held.append(c)
+        assert 10 < len(held) < 64, len(held)
+        refusals = [m]
+        for _ in range(4):
+            c, m = ask()
+            refusals.append(m)
+            if c:
+                c.close()
+        for m in refusals:
+            assert m.get("ok") is False and m["error"]["code"] == "busy", m
+            assert "out of file descriptors" in m["error"]["message"], m
+        assert held[0].call("status")["ok"]  # those connected are served on
+
+        cannot = "control socket: cannot accept clients"
+        wait_until(lambda: cannot in vigil.daemon_log(), what="the episode to be logged")
+        for c in held[-10:]:
+            c.close()
+        del held[-10:]
+
+        def served():
+            c, m = ask()
+            if c:
+                c.close()
+            return m.get("ok")
+        wait_until(served, what="new clients to be served again")
+        log = wait_until(lambda: "accepting clients again" in vigil.daemon_log()
+                         and vigil.daemon_log(), what="the end of the episode to be logged")
+        assert log.count(cannot) == 1, log
+        assert re.search(r"accepting clients again \(\d+ refused with `busy` meanwhile\)", log)
+        assert vigil.pid() and pid_alive(vigil.pid())
+    finally:
+        for c in held:
+            c.close()
 
 
 def test_a_job_that_closes_its_stdout_keeps_running_and_its_stderr_is_still_captured(vigil):
