@@ -76,12 +76,13 @@ class LogFile {
   std::string error_;
   std::uint64_t dropped_ = 0;
   struct timespec last_attempt_ {};  // of opening a file that could not be opened
-  // The file close_for_now() left, and the length of its unfinished last line: it goes on
-  // with that line when it is opened again unchanged.
+  // The file close_for_now() left, and where its last line stood: it goes on with that
+  // line when it is opened again unchanged.
   struct Left {
     dev_t dev = 0;
     ino_t ino = 0;
     std::uint64_t size = 0;
+    bool at_line_start = true;
     std::size_t line_len = 0;
   };
   std::optional<Left> left_;

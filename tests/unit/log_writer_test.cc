@@ -93,26 +93,29 @@ TEST_CASE("log writer: at most max_open files open, the busiest kept, the others
   CHECK(uv_loop_close(&loop) == 0);
 }
 
-TEST_CASE("log writer: a line cut by a close goes on whole, and rotates as one line") {
+TEST_CASE("log writer: a line cut by a close goes on in its file, and rotates as one line") {
   TempDir d;
   uv_loop_t loop;
   uv_loop_init(&loop);
   {
     LogWriter w(&loop);
     w.set_max_open(1);
-    // Rotation at 20 bytes: a line longer than that is cut at the bound, so where the
-    // cut falls shows that the length of the unfinished line survived the close.
-    const auto a = w.open(d / "a.log", LogPolicy{20, 1}, {});
-    const auto b = w.open(d / "b.log", LogPolicy{}, {});
-    put(w, a, "0123456789");
-    put(w, b, "x\n");  // closes a.log
-    put(w, a, "0123456789");
-    put(w, b, "y\n");  // and again
-    put(w, a, "01234\n");
+    // Rotation at 10 bytes. A line that fits in a file is finished in the file where it
+    // started, and one longer than that is cut at the bound: both hold across a close,
+    // which must not make vigild forget it was in the middle of a line.
+    const auto a = w.open(d / "a.log", LogPolicy{10, 1}, {});
+    const auto b = w.open(d / "b.log", LogPolicy{10, 1}, {});
+    const auto other = w.open(d / "other.log", LogPolicy{}, {});
+    put(w, a, "12345\nabc");
+    put(w, b, "abcdef");
+    put(w, other, "x\n");  // closes a.log and b.log
+    put(w, a, "defg\nxy\n");
+    put(w, b, "ghijk\n");
     w.flush();
-    CHECK(read(d / "a.log.1") == "01234567890123456789");
-    CHECK(read(d / "a.log") == "01234\n");
-    CHECK(read(d / "b.log") == "x\ny\n");
+    CHECK(read(d / "a.log.1") == "12345\nabcdefg\n");
+    CHECK(read(d / "a.log") == "xy\n");
+    CHECK(read(d / "b.log.1") == "abcdefghij");
+    CHECK(read(d / "b.log") == "k\n");
   }
   uv_run(&loop, UV_RUN_DEFAULT);
   CHECK(uv_loop_close(&loop) == 0);
