@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "fd_budget.h"
 #include "fsutil.h"
 #include "handlers.h"
 #include "job_output.h"
@@ -134,17 +135,18 @@ const std::map<std::string, Daemon::Handler, std::less<>>& Daemon::registry() {
 Daemon::Daemon(config::Config cfg, config::Environment env, Logger& log)
     : cfg_(std::move(cfg)), env_(std::move(env)), log_(log) {
   uv_loop_init(&loop_);
-  // Room for every client (up to kMaxClients) and two pipes per job: the soft file limit
-  // goes up to the hard one. Jobs get the original back.
+  // Room for clients and the jobs' pipes and log files (fd_budget.h): the soft file
+  // limit goes up to the hard one. Jobs get the original back.
   struct rlimit nofile {};
   ::getrlimit(RLIMIT_NOFILE, &nofile);
   struct rlimit raised = nofile;
   raised.rlim_cur = nofile.rlim_max;
   if (::setrlimit(RLIMIT_NOFILE, &raised) != 0) raised = nofile;
-  fs::set_long_lived_fd_base(raised.rlim_cur);
-  // Two pipes and up to two log files per job, held from the long-lived range; the table
-  // grows now, before the log writer's thread shares it (fsutil.h).
-  fs::reserve_long_lived(4 * cfg_.jobs.size() + 64);
+  fd_limit_ = raised.rlim_cur;
+  fs::set_long_lived_fd_base(fd_limit_);
+  // The pipes and open log files are held from the long-lived range; the table grows now,
+  // before the log writer's thread shares it (fsutil.h).
+  fs::reserve_long_lived(fd_budget(cfg_.jobs).long_lived(fd_limit_) + 64);
   spawner_ = std::make_unique<Spawner>(job_base_environment(), cfg_.supervisor.umask, nofile,
                                        strays_.daemon_id());
   watchdog_.set_daemon_id(strays_.daemon_id());
@@ -216,6 +218,7 @@ std::string Daemon::prepare() {
 int Daemon::run() {
   log_.info("vigild " VIGIL_VERSION " started (pid " + std::to_string(::getpid()) + ", " +
             std::to_string(cfg_.jobs.size()) + " jobs, socket " + cfg_.supervisor.socket + ")");
+  budget_descriptors(cfg_.jobs, "");
   sup_.load(cfg_.jobs, now(), fx_);
   // Each job holds its own definition from now on; a second copy of 1000 of them is
   // memory for nothing.
@@ -647,6 +650,7 @@ std::variant<core::ReloadReport, std::vector<std::string>> Daemon::reload() {
   cfg_.supervisor.shutdown_timeout = next.shutdown_timeout;
   cfg_.files = loaded.config->files;
   sweep_strays();  // jobs it stops or restarts: their stop reaches what left their groups
+  budget_descriptors(loaded.config->jobs, "reload: ");
   auto report = sup_.reload(loaded.config->jobs, now(), fx_);
   auto join = [](const std::vector<std::string>& v) {
     std::string s;
@@ -658,6 +662,14 @@ std::variant<core::ReloadReport, std::vector<std::string>> Daemon::reload() {
             " unchanged");
   run_effects();
   return report;
+}
+
+void Daemon::budget_descriptors(const std::vector<config::JobSpec>& jobs, const char* when) {
+  const FdBudget budget = fd_budget(jobs);
+  writer_->set_max_open(budget.open_logs(fd_limit_));
+  if (auto shortfall = budget.shortfall(fd_limit_); !shortfall.empty()) {
+    log_.warn(when + shortfall);
+  }
 }
 
 void Daemon::reopen_logs(std::function<void()> done) {

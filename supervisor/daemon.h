@@ -3,6 +3,7 @@
 // the other files beside it are the only code that touches libuv and the kernel.
 #pragma once
 
+#include <sys/resource.h>
 #include <uv.h>
 
 #include <functional>
@@ -126,9 +127,14 @@ class Daemon : public ControlServer::Handler {
                                                 const core::Instant&, core::Effects&));
   static const std::map<std::string, Handler, std::less<>>& registry();
 
+  // Sizes the log writer's set of open files to what the jobs' pipes leave of the
+  // descriptor limit; says so in the log when the jobs cannot all run within it.
+  void budget_descriptors(const std::vector<config::JobSpec>& jobs, const char* when);
+
   config::Config cfg_;
   config::Environment env_;
   Logger& log_;
+  rlim_t fd_limit_ = 0;  // RLIMIT_NOFILE as vigild raised it
   uv_loop_t loop_{};
   core::Supervisor sup_;
   core::Effects fx_;

@@ -80,7 +80,19 @@ bool LogFile::open_file() {
     char last = '\n';
     if (::pread(fd, &last, 1, st.st_size - 1) == 1) at_line_start_ = last == '\n';
   }
+  if (left_ && left_->dev == st.st_dev && left_->ino == st.st_ino && left_->size == size_) {
+    at_line_start_ = left_->at_line_start;
+    line_len_ = left_->line_len;
+  }
+  left_.reset();
   return true;
+}
+
+void LogFile::close_for_now() {
+  if (fd_ < 0) return;
+  struct stat st {};
+  if (::fstat(fd_, &st) == 0) left_ = Left{st.st_dev, st.st_ino, size_, at_line_start_, line_len_};
+  close_file();
 }
 
 std::string LogFile::reopen() {

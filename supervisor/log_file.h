@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <ctime>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -38,6 +39,10 @@ class LogFile {
   bool write(std::string_view data);
   // Closes and reopens by path (after the file was moved away). Returns "" or the reason.
   std::string reopen();
+  // Closes the file until the next write, which opens it again by path, the same way as
+  // at first (to keep the number of open log files within a bound).
+  void close_for_now();
+  bool is_open() const { return fd_ >= 0; }
 
   const std::string& path() const { return path_; }
   const LogPolicy& policy() const { return policy_; }
@@ -71,6 +76,16 @@ class LogFile {
   std::string error_;
   std::uint64_t dropped_ = 0;
   struct timespec last_attempt_ {};  // of opening a file that could not be opened
+  // The file close_for_now() left, and where its last line stood: it goes on with that
+  // line when it is opened again unchanged.
+  struct Left {
+    dev_t dev = 0;
+    ino_t ino = 0;
+    std::uint64_t size = 0;
+    bool at_line_start = true;
+    std::size_t line_len = 0;
+  };
+  std::optional<Left> left_;
 };
 
 // The end of a log as `logs` shows it: the last lines, read backwards from the end of the

@@ -1,6 +1,7 @@
 // The log writer thread.
 #include "log_writer.h"
 
+#include <algorithm>
 #include <optional>
 
 #include "uv_handle.h"
@@ -88,6 +89,36 @@ void LogWriter::flush() {
   on_async();  // account for what was just written
 }
 
+void LogWriter::set_max_open(std::size_t files) {
+  max_open_.store(std::max<std::size_t>(files, 1), std::memory_order_relaxed);
+}
+
+void LogWriter::unlist(File& f) {
+  if (!f.listed) return;
+  open_.erase(f.recent);
+  f.listed = false;
+}
+
+void LogWriter::used(StreamId id, File& f) {
+  if (!f.log->is_open()) {
+    unlist(f);
+    return;
+  }
+  if (!f.listed) {
+    open_.push_front(id);
+    f.recent = open_.begin();
+    f.listed = true;
+  } else if (f.recent != open_.begin()) {
+    open_.splice(open_.begin(), open_, f.recent);  // iterators stay valid
+  }
+  const std::size_t max = max_open_.load(std::memory_order_relaxed);
+  while (open_.size() > max) {
+    File& oldest = files_.at(open_.back());
+    oldest.log->close_for_now();
+    unlist(oldest);
+  }
+}
+
 LogWriter::Health LogWriter::health(StreamId id) const {
   auto it = streams_.find(id);
   return it == streams_.end() ? Health{} : it->second.health;
@@ -127,18 +158,32 @@ void LogWriter::thread_main() {
     bool report = false;
     std::optional<LogTail> answer;
     switch (job.kind) {
-      case Job::Kind::open:
-        files_[job.id] = std::make_unique<LogFile>(job.path, job.policy);
-        files_[job.id]->set_reaper(&reaper_);
+      case Job::Kind::open: {
+        // Opened by its first write.
+        File& f = files_[job.id];
+        f.log = std::make_unique<LogFile>(job.path, job.policy);
+        f.log->set_reaper(&reaper_);
         break;
+      }
       case Job::Kind::policy:
-        if (auto it = files_.find(job.id); it != files_.end()) it->second->set_policy(job.policy);
+        if (auto it = files_.find(job.id); it != files_.end()) {
+          it->second.log->set_policy(job.policy);
+        }
         break;
       case Job::Kind::close:
-        files_.erase(job.id);
+        if (auto it = files_.find(job.id); it != files_.end()) {
+          unlist(it->second);
+          files_.erase(it);
+        }
         break;
       case Job::Kind::reopen:
-        for (auto& [id, f] : files_) f->reopen();
+        // The open files, and those that failed (retried now). A file closed to stay
+        // within max_open_ is opened by path anyway, on its next write.
+        for (auto& [id, f] : files_) {
+          if (!f.log->is_open() && f.log->error().empty()) continue;
+          f.log->reopen();
+          used(id, f);
+        }
         if (job.id != 0) answer.emplace();
         break;
       case Job::Kind::tail:
@@ -146,8 +191,10 @@ void LogWriter::thread_main() {
         break;
       case Job::Kind::write:
         if (auto it = files_.find(job.id); it != files_.end()) {
-          it->second->write(std::string_view(job.chunk.data.get(), job.chunk.size));
-          health = {it->second->error(), it->second->dropped()};
+          LogFile& log = *it->second.log;
+          log.write(std::string_view(job.chunk.data.get(), job.chunk.size));
+          health = {log.error(), log.dropped()};
+          used(job.id, it->second);
         }
         bytes = job.chunk.size;
         report = true;

@@ -8,10 +8,12 @@
 
 #include <uv.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -66,6 +68,10 @@ class LogWriter {
   // Neither reopen_all's nor tail's `done` runs once the writer is gone.
   // Writes everything queued so far before returning (for shutdown and tests).
   void flush();
+  // At most `files` log files open at once (at least one): beyond it, the least recently
+  // written is closed, and opened again by path when it is next written. Its descriptors
+  // are a budget shared with the jobs' pipes (fd_budget.h); a few busy logs stay open.
+  void set_max_open(std::size_t files);
 
   Health health(StreamId id) const;
   // A buffer to read into: recycled from written chunks when one is free.
@@ -111,9 +117,20 @@ class LogWriter {
   std::vector<std::pair<std::uint64_t, LogTail>> answered_;  // thread -> loop
   bool busy_ = false;           // the thread is working on a job taken off the queue
   bool stopping_ = false;
+  std::atomic<std::size_t> max_open_{SIZE_MAX};  // set on the loop, read by the thread
 
   // Owned by the thread.
-  std::map<StreamId, std::unique_ptr<LogFile>> files_;
+  struct File {
+    std::unique_ptr<LogFile> log;
+    bool listed = false;                   // in open_, which holds every open file
+    std::list<StreamId>::iterator recent;  // its place there, while listed
+  };
+  // Keeps open_ in step with a file that was just used: first when it is open, out of it
+  // when it is not, then closes the least recently written beyond max_open_.
+  void used(StreamId id, File& f);
+  void unlist(File& f);
+  std::map<StreamId, File> files_;
+  std::list<StreamId> open_;  // the open files, the most recently written first
   FileReaper reaper_;  // frees dropped backups off this thread
 
   // Owned by the loop.

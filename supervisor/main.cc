@@ -10,6 +10,7 @@
 
 #include "daemon.h"
 #include "daemonize.h"
+#include "fd_budget.h"
 #include "loader.h"
 #include "logger.h"
 #include "vigil_version.h"
@@ -96,7 +97,13 @@ int main(int argc, char** argv) {
                  loaded.errors.size(), loaded.errors.size() == 1 ? "" : "s");
     return 2;
   }
+  // Whether the jobs fit in the descriptors vigild will have: a warning, not an error,
+  // since the limit is the environment's (a service's LimitNOFILE may differ from this
+  // shell's) and jobs that do not autostart may never run at once.
+  const std::string shortfall =
+      vigil::fd_budget(loaded.config->jobs).shortfall(vigil::daemon_fd_limit());
   if (opt.check) {
+    if (!shortfall.empty()) std::fprintf(stderr, "vigild: warning: %s\n", shortfall.c_str());
     std::printf("%s: ok (%zu job%s, %zu file%s)\n", opt.config.c_str(),
                 loaded.config->jobs.size(), loaded.config->jobs.size() == 1 ? "" : "s",
                 loaded.config->files.size(), loaded.config->files.size() == 1 ? "" : "s");
@@ -104,6 +111,10 @@ int main(int argc, char** argv) {
   }
   const auto& sup = loaded.config->supervisor;
 
+  // The daemon logs it too; the user who starts one sees it here, before it detaches.
+  if (!opt.foreground && !shortfall.empty()) {
+    std::fprintf(stderr, "vigild: warning: %s\n", shortfall.c_str());
+  }
   vigil::Logger log;
   vigil::Readiness readiness = opt.foreground ? vigil::Readiness::foreground()
                                               : vigil::Readiness::daemonize(sup.umask);

@@ -38,6 +38,7 @@
 #include <optional>
 
 #include "accounts.h"
+#include "fd_budget.h"
 #include "fsutil.h"
 #include "job_output.h"
 #include "strays.h"
@@ -49,7 +50,7 @@ namespace {
 constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 // Children between clone and exec at once: beyond this, the oldest is waited for first.
-constexpr std::size_t kMaxInFlight = 64;
+constexpr std::size_t kMaxInFlight = kMaxSpawnsInFlight;  // fd_budget.h
 // A child's stack, and the guard page below it. The child's frames are small; the room
 // is for a sanitizer build's bigger ones.
 constexpr std::size_t kStackSize = 64 * 1024;
