@@ -137,5 +137,8 @@ int main(int argc, char** argv) {
     readiness.ready();
     code = daemon.run();
   }
+  // The last line of a vigild that ended as it should: every handle closed, every thread
+  // joined. Tests look for it (a crash on the way out would otherwise go unseen).
+  log.info("vigild exited (" + std::to_string(code) + ")");
   return code;
 }

@@ -328,11 +328,21 @@ def vigil(tmp_path):
     yield v
     # Whatever a test did, leave no daemon and no job behind.
     pid = v.proc.pid if v.proc else v.pid()
+    stopped_here = False
     if pid and pid_alive(pid):
         try:
             os.kill(pid, signal.SIGTERM)
             wait_until(lambda: not pid_alive(pid), timeout=30, what="vigild to exit at teardown")
+            stopped_here = True
         except ProcessLookupError:
             pass
     if v.proc:
-        v.proc.wait(timeout=30)
+        rc = v.proc.wait(timeout=30)
+        if stopped_here:
+            assert rc == 0, f"vigild -f exited {rc} on SIGTERM at teardown"
+    elif stopped_here and os.path.exists(v.log):
+        # A vigild that crashes while it shuts down (a use after free in a fan-out to
+        # clients the test has closed, say) would otherwise pass every test unnoticed.
+        tail = v.daemon_log().rstrip("\n").rsplit("\n", 1)[-1]
+        assert tail.endswith("vigild exited (0)"), \
+            f"vigild did not end cleanly at teardown; its log ends with: {tail!r}"
