@@ -62,6 +62,23 @@ void LogFile::close_file() {
   fd_ = -1;
 }
 
+namespace {
+
+// Whether the file behind `fd` (opened for appending, so not readable) ends with a
+// newline: its last byte is read through a read-only descriptor of the same file, which
+// /proc/self/fd gives without a second lookup of the path (where a link could be planted).
+bool ends_with_newline(int fd, off_t size) {
+  const std::string self = "/proc/self/fd/" + std::to_string(fd);
+  const int r = ::open(self.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (r < 0) return true;  // unknown: as if it did, as before
+  char last = '\n';
+  const bool read = ::pread(r, &last, 1, size - 1) == 1;
+  ::close(r);
+  return !read || last == '\n';
+}
+
+}  // namespace
+
 bool LogFile::open_file() {
   int fd = fs::open_append(path_, policy_.mode);
   if (fd < 0) {
@@ -76,10 +93,7 @@ bool LogFile::open_file() {
   // An existing file that does not end with a newline ends mid-line.
   at_line_start_ = true;
   line_len_ = 0;
-  if (size_ > 0) {
-    char last = '\n';
-    if (::pread(fd, &last, 1, st.st_size - 1) == 1) at_line_start_ = last == '\n';
-  }
+  if (size_ > 0) at_line_start_ = ends_with_newline(fd, st.st_size);
   if (left_ && left_->dev == st.st_dev && left_->ino == st.st_ino && left_->size == size_) {
     at_line_start_ = left_->at_line_start;
     line_len_ = left_->line_len;

@@ -239,6 +239,23 @@ TEST_CASE("a disk that fills mid-line: the dropped-bytes note still gets a line 
   CHECK(text.substr(text.size() - tail.size()) == tail);
 }
 
+TEST_CASE("a file that already ends mid-line is known to, from its first write on") {
+  // Its last byte is read back, although the log is opened for writing only.
+  TempDir d;
+  FakeClock clock;
+  const std::string p = d / "j.log";
+  std::ofstream(p) << "left by the last run";
+  LogFile f(p, LogPolicy{}, clock.fn());
+  {
+    FileSizeLimit full(stdfs::file_size(p));
+    CHECK_FALSE(f.write("lost\n"));
+  }
+  clock.now.tv_sec += 2;
+  CHECK(f.write("next\n"));
+  CHECK(read(p) == "left by the last run\n[vigil: 5 bytes dropped: cannot write " + p +
+                       ": File too large]\nnext\n");
+}
+
 TEST_CASE("tail: the last lines, reaching into the rotated file when short") {
   TempDir d;
   const std::string p = d / "j.log";
