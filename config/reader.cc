@@ -176,7 +176,7 @@ std::optional<Duration> Reader::duration(const Entry& entry) {
 
 std::optional<std::uint64_t> Reader::size(const Entry& entry) {
   if (!entry.value.IsScalar()) {
-    expected(entry, "a size (bytes, or a number with KiB, MiB or GiB)");
+    expected(entry, "a size (bytes, or a number with " + std::string(kSizeUnits) + ")");
     return std::nullopt;
   }
   return report(*this, entry, parse_size(entry.value.Scalar()));
