@@ -158,6 +158,9 @@ class Loader {
                                : "a mapping with jobs: (and include:) at the top level";
     const std::span<const TopKey> keys = is_main ? kMainKeys : kIncludedKeys;
     for (const Entry& entry : reader.entries(root, "", what)) {
+      // As in docker compose, top-level keys that start with x- are the user's: a place
+      // to keep anchors (x-defaults: &defaults {...}) for jobs to merge with <<.
+      if (entry.name.starts_with("x-")) continue;
       const auto key = std::find_if(keys.begin(), keys.end(),
                                     [&](const TopKey& k) { return k.name == entry.name; });
       if (key != keys.end()) {
