@@ -15,13 +15,6 @@
 namespace vigil::config::internal {
 namespace {
 
-// "file:line:col", as in a message's prefix, for "first at ..." references.
-std::string location_text(const Location& at) {
-  std::string out = at.file;
-  if (at.line > 0) out += ":" + std::to_string(at.line) + ":" + std::to_string(at.column);
-  return out;
-}
-
 // Merges within merged mappings, at most: enough for defaults built on defaults, and a
 // bound on the recursion whatever the aliases in a file point at.
 constexpr int kMaxMergeDepth = 16;
@@ -128,7 +121,7 @@ void Reader::collect(const YAML::Node& node, std::string_view path, bool repeats
     if (is_merge_key(it->first)) {
       if (!merges.empty()) {
         error(source_.where(it->first), join_path(path, "<<"),
-              "defined twice (first at " + location_text(source_.where(merges.front().first)) +
+              "defined twice (first at " + source_.where(merges.front().first).str() +
                   "; to merge several mappings write <<: [*a, *b])");
         continue;
       }
@@ -148,7 +141,7 @@ void Reader::collect(const YAML::Node& node, std::string_view path, bool repeats
       auto [first, inserted] = seen.emplace(entry.name, it->first.Mark());
       if (!inserted) {
         error(source_.where(it->first), entry.path,
-              "defined twice (first at " + location_text(source_.where(first->second)) + ")");
+              "defined twice (first at " + source_.where(first->second).str() + ")");
         continue;
       }
     }

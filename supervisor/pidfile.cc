@@ -12,6 +12,7 @@
 #include <cstdlib>
 
 #include "fsutil.h"
+#include "spec.h"
 
 namespace vigil {
 
@@ -67,7 +68,7 @@ std::string Pidfile::acquire(const std::string& path, pid_t pid) {
 
   // 2. Write the new content beside it, lock that too, and rename it into place: readers
   // see the old file or the new one, never a half-written one.
-  const std::string tmp = path + ".new";
+  const std::string tmp = path + config::kPidfileTempSuffix;
   ::unlink(tmp.c_str());
   int nfd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (nfd < 0) {

@@ -793,3 +793,113 @@ TEST_CASE("top-level keys that start with x- are ignored, in included files too"
         "vigil.yaml:2:3: jobs.x-a: no command given (expected command: with a list of strings, "
         "or a string run by /bin/sh -c)\n");
 }
+
+TEST_CASE(
+    "shared files: a log may not be the pidfile, the socket, the daemon's log or "
+    "another job's log") {
+  // Defaults (root's) count as much as settings written out; the message says which.
+  CHECK(errors_of("jobs:\n  a:\n    command: x\n    stdout: /run/vigil/vigild.pid\n") ==
+        "vigil.yaml:4:13: jobs.a.stdout: \"/run/vigil/vigild.pid\" is also the default of "
+        "supervisor.pidfile (expected a file that no other setting uses)\n");
+  CHECK(errors_of("jobs:\n  a:\n    command: x\n    stderr: /run/vigil/vigil.sock\n") ==
+        "vigil.yaml:4:13: jobs.a.stderr: \"/run/vigil/vigil.sock\" is also the default of "
+        "supervisor.socket (expected a file that no other setting uses)\n");
+  // Relative paths are compared once resolved: vigild.pid beside the config.
+  CHECK(render(load_from_string("supervisor:\n  pidfile: /srv/x/vigild.pid\n"
+                                "jobs:\n  a:\n    command: x\n    stdout: vigild.pid\n",
+                                "/srv/x/vigil.yaml", test_env())) ==
+        "/srv/x/vigil.yaml:6:13: jobs.a.stdout: \"/srv/x/vigild.pid\" is also supervisor.pidfile "
+        "at /srv/x/vigil.yaml:2:12 (expected a file that no other setting uses)\n");
+  // A setting reported at the one written out when the other is a default.
+  CHECK(errors_of("supervisor:\n  log: /var/log/vigil/web.out.log\n"
+                  "jobs:\n  web:\n    command: x\n") ==
+        "vigil.yaml:2:8: supervisor.log: \"/var/log/vigil/web.out.log\" is also the default of "
+        "jobs.web.stdout (expected a file that no other setting uses)\n");
+  // The supervisor's own files among themselves.
+  CHECK(errors_of("supervisor:\n  socket: /srv/a\n  pidfile: /srv/a\n") ==
+        "vigil.yaml:3:12: supervisor.pidfile: \"/srv/a\" is also supervisor.socket at "
+        "vigil.yaml:2:11 (expected a file that no other setting uses)\n");
+  // Not a backup: the job does not rotate, or keeps fewer.
+  CHECK(from("jobs:\n  a: {command: x, stdout: /srv/a.log, log_max_size: 0}\n"
+             "  b: {command: x, stdout: /srv/a.log.1}\n")
+            .ok());
+  CHECK(from("jobs:\n  a: {command: x, stdout: /srv/a.log, log_backups: 0}\n"
+             "  b: {command: x, stdout: /srv/a.log.1}\n")
+            .ok());
+  CHECK(from("jobs:\n  a: {command: x, stdout: /srv/a.log, log_backups: 1}\n"
+             "  b: {command: x, stdout: /srv/a.log.2}\n  c: {command: x, stdout: /srv/a.log.01}\n")
+            .ok());
+  // Devices are shared by nature.
+  CHECK(from("jobs:\n  a: {command: x, stdout: /dev/console, stderr: /dev/console}\n"
+             "  b: {command: x, stdout: /dev/console}\n")
+            .ok());
+}
+
+TEST_CASE("shared files: jobs in different files, and three jobs on one file") {
+  TempDir dir;
+  dir.write("vigil.yaml",
+            "supervisor: {include: conf.d/*.yaml}\njobs:\n  a: {command: x, stdout: /srv/s.log}\n");
+  dir.write("conf.d/b.yaml", "jobs:\n  b: {command: x, stdout: /srv/s.log}\n");
+  dir.write("conf.d/c.yaml", "jobs:\n  c: {command: x, stderr: /srv/s.log}\n");
+  CHECK(render(load("vigil.yaml", test_env())) ==
+        "conf.d/b.yaml:2:27: jobs.b.stdout: \"/srv/s.log\" is also jobs.a.stdout at "
+        "vigil.yaml:3:27 (expected a file that no other setting uses)\n"
+        "conf.d/c.yaml:2:27: jobs.c.stderr: \"/srv/s.log\" is also jobs.a.stdout at "
+        "vigil.yaml:3:27 (expected a file that no other setting uses)\n");
+}
+
+TEST_CASE("shared files: one file reached through a symlinked folder or a hard link") {
+  TempDir dir;
+  const std::string root = dir.path().string();
+  fs::create_directories(dir.path() / "logs");
+  fs::create_directory_symlink(dir.path() / "logs", dir.path() / "linked");
+  // Through the folder: the file need not exist.
+  CHECK(render(load_from_string("jobs:\n  a: {command: x, stdout: logs/a.log}\n"
+                                "  b: {command: x, stdout: linked/a.log}\n",
+                                "vigil.yaml", test_env())) ==
+        "vigil.yaml:3:27: jobs.b.stdout: \"" + root + "/linked/a.log\" is the same file as " +
+            "jobs.a.stdout at vigil.yaml:2:27 (\"" + root +
+            "/logs/a.log\") (expected a file that no other setting uses)\n");
+  // A hard link: two names, one file.
+  dir.write("logs/x.log", "");
+  fs::create_hard_link(dir.path() / "logs/x.log", dir.path() / "logs/y.log");
+  CHECK(
+      render(load_from_string("jobs:\n  a: {command: x, stdout: logs/x.log, stderr: logs/y.log}\n",
+                              "vigil.yaml", test_env()))
+          .find("jobs.a.stderr: \"" + root +
+                "/logs/y.log\" is the same file as the job's stdout") != std::string::npos);
+  // A backup name through the link.
+  CHECK(render(load_from_string("jobs:\n  a: {command: x, stdout: logs/a.log}\n"
+                                "  b: {command: x, stdout: linked/a.log.1}\n",
+                                "vigil.yaml", test_env()))
+            .find("jobs.b.stdout: \"" + root + "/linked/a.log.1\" is a backup of jobs.a.stdout") !=
+        std::string::npos);
+  // A symlink in the last place is not followed: vigild refuses it when it opens the log,
+  // so it cannot make two settings write one file.
+  fs::create_symlink(dir.path() / "logs/x.log", dir.path() / "logs/planted.log");
+  CHECK(load_from_string("jobs:\n  a: {command: x, stdout: logs/x.log, stderr: logs/planted.log}\n",
+                         "vigil.yaml", test_env())
+            .ok());
+  // Distinct files in one folder are fine, whichever way it is reached.
+  CHECK(load_from_string("jobs:\n  a: {command: x, stdout: logs/a.log}\n"
+                         "  b: {command: x, stdout: linked/b.log}\n",
+                         "vigil.yaml", test_env())
+            .ok());
+}
+
+TEST_CASE("shared files: 10000 jobs are checked in one pass") {
+  // A hash map, not a comparison of every pair: 20000 logs and one clash at the end.
+  std::string text = "jobs:\n";
+  for (int i = 0; i < 10000; ++i) {
+    text += "  j" + std::to_string(i) + ": {command: x}\n";
+  }
+  text += "  last: {command: x, stdout: /var/log/vigil/j0.err.log}\n";
+  const auto start = std::chrono::steady_clock::now();
+  const LoadResult result = from(text);
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  CHECK(render(result) ==
+        "/etc/vigil/vigil.yaml:10002:30: jobs.last.stdout: \"/var/log/vigil/j0.err.log\" is also "
+        "the default of jobs.j0.stderr (expected a file that no other setting uses)\n");
+  // Generous, for a loaded machine and a sanitizer build.
+  CHECK(elapsed < 30s);
+}
