@@ -523,7 +523,7 @@ std::variant<core::ReloadReport, std::vector<std::string>> Daemon::reload() {
 }
 
 void Daemon::reopen_logs(std::function<void()> done) {
-  if (auto err = log_.reopen(); !err.empty()) log_.error(err);
+  if (auto err = log_.reopen(); !err.empty()) log_.error("supervisor.log: " + err);
   // The job logs, and the daemon's own: done once nothing more goes to the moved files.
   writer_->reopen_all([this, done = std::move(done)] {
     log_.info("log files reopened");

@@ -63,9 +63,10 @@ void LogFile::close_file() {
 }
 
 bool LogFile::open_file() {
-  int fd = fs::open_append(path_, policy_.mode);
+  std::string why;
+  int fd = fs::open_append(path_, policy_.mode, &why);
   if (fd < 0) {
-    error_ = "cannot open " + path_ + ": " + fs::errno_text(-fd);
+    error_ = std::move(why);
     return false;
   }
   fd = fs::keep_long_lived(fd);
