@@ -19,6 +19,7 @@
 #include "internal.h"
 #include "reader.h"
 #include "sections.h"
+#include "shared_files.h"
 #include "source.h"
 #include "values.h"
 
@@ -30,12 +31,6 @@ using internal::IncludeRef;
 using internal::JobDraft;
 using internal::Reader;
 using internal::Source;
-
-std::string location_text(const Location& at) {
-  std::string out = at.file;
-  if (at.line > 0) out += ":" + std::to_string(at.line) + ":" + std::to_string(at.column);
-  return out;
-}
 
 bool has_glob_characters(std::string_view pattern) {
   return pattern.find_first_of("*?[") != std::string_view::npos;
@@ -68,7 +63,7 @@ class Loader {
   // The readers of the top-level keys. Each adds the include patterns it finds to
   // `includes`, to be followed once the whole file is read.
   void read_supervisor_key(Reader& reader, const Entry& entry, std::vector<IncludeRef>& includes) {
-    read_supervisor(reader, entry, supervisor_, includes);
+    read_supervisor(reader, entry, supervisor_, supervisor_sites_, includes);
   }
   void read_include_key(Reader& reader, const Entry& entry, std::vector<IncludeRef>& includes) {
     includes = read_include(reader, entry, nullptr);
@@ -100,6 +95,7 @@ class Loader {
   void load_main(const std::string& display, const std::string& absolute, std::string text,
                  std::optional<FileId> id) {
     path_ = absolute;
+    main_display_ = display;
     read_text(display, absolute, std::move(text), id, true);
   }
 
@@ -107,6 +103,10 @@ class Loader {
 
   LoadResult finish() {
     fill_log_defaults();
+    // Two writers of one file (two jobs' logs, a log and the pidfile) would destroy it.
+    if (!file_rank_.empty()) {
+      internal::check_shared_files(supervisor_, supervisor_sites_, jobs_, main_display_, errors_);
+    }
     LoadResult result;
     // Messages are sorted by file (in the order the files were read) and position, so
     // that a problem found late (a missing command, reported at the job's name) still
@@ -158,6 +158,9 @@ class Loader {
                                : "a mapping with jobs: (and include:) at the top level";
     const std::span<const TopKey> keys = is_main ? kMainKeys : kIncludedKeys;
     for (const Entry& entry : reader.entries(root, "", what)) {
+      // As in docker compose, top-level keys that start with x- are the user's: a place
+      // to keep anchors (x-defaults: &defaults {...}) for jobs to merge with <<.
+      if (entry.name.starts_with("x-")) continue;
       const auto key = std::find_if(keys.begin(), keys.end(),
                                     [&](const TopKey& k) { return k.name == entry.name; });
       if (key != keys.end()) {
@@ -190,7 +193,7 @@ class Loader {
       auto [first, inserted] = job_index_.emplace(entry.name, draft.spec.defined_at);
       if (!inserted) {
         reader.error(draft.spec.defined_at, entry.path,
-                     "defined twice (first at " + location_text(first->second) + ")");
+                     "defined twice (first at " + first->second.str() + ")");
         continue;
       }
       jobs_.push_back(std::move(draft));
@@ -281,23 +284,14 @@ class Loader {
         job.stderr_log = {Output::Kind::file,
                           internal::resolve_path(supervisor_.log_dir, job.name + ".err.log")};
       }
-      // Two log writers appending to and rotating one file would corrupt it.
-      // (An empty path is one that failed to parse and has been reported already.)
-      if (draft.stderr_given && job.stdout_log.kind == Output::Kind::file &&
-          job.stderr_log.kind == Output::Kind::file && !job.stdout_log.path.empty() &&
-          job.stdout_log.path == job.stderr_log.path && !job.stdout_log.path.starts_with("/dev/")) {
-        errors_.push_back(
-            {draft.stderr_at, "jobs." + printable(job.name) +
-                                  ".stderr: " + quote(job.stderr_log.path) +
-                                  " is also the job's stdout (expected another file, or stdout to "
-                                  "merge the streams)"});
-      }
     }
   }
 
   const Environment& env_;
   SupervisorSpec supervisor_;
+  internal::SupervisorSites supervisor_sites_;
   std::string path_;
+  std::string main_display_;
   std::vector<JobDraft> jobs_;
   std::map<std::string, Location> job_index_;
   std::vector<std::string> files_;

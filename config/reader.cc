@@ -3,9 +3,11 @@
 // value of the wrong shape: it becomes a message saying what was expected instead.
 #include "reader.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <map>
+#include <set>
 
 #include "internal.h"
 #include "values.h"
@@ -13,11 +15,17 @@
 namespace vigil::config::internal {
 namespace {
 
-// "file:line:col", as in a message's prefix, for "first at ..." references.
-std::string location_text(const Location& at) {
-  std::string out = at.file;
-  if (at.line > 0) out += ":" + std::to_string(at.line) + ":" + std::to_string(at.column);
-  return out;
+// Merges within merged mappings, at most: enough for defaults built on defaults, and a
+// bound on the recursion whatever the aliases in a file point at.
+constexpr int kMaxMergeDepth = 16;
+// Entries that merges may bring into one file (see Reader::merge_budget_): a hundred for
+// each of 10000 jobs.
+constexpr std::size_t kMaxMergedEntries = 1'000'000;
+
+// `<<` as a plain key (or tagged !!merge) is YAML's merge key; a quoted "<<" is a name.
+bool is_merge_key(const YAML::Node& key) {
+  return key.IsScalar() && key.Scalar() == "<<" &&
+         (key.Tag() == "?" || key.Tag() == "tag:yaml.org,2002:merge");
 }
 
 template <typename T>
@@ -38,7 +46,11 @@ std::string join_path(std::string_view parent, std::string_view key) {
 
 Reader::Reader(const Source& source, std::string base_dir, const Environment& env,
                std::vector<Diagnostic>& errors)
-    : source_(source), base_dir_(std::move(base_dir)), env_(env), errors_(errors) {}
+    : source_(source),
+      base_dir_(std::move(base_dir)),
+      env_(env),
+      errors_(errors),
+      merge_budget_(kMaxMergedEntries) {}
 
 void Reader::error(const Location& at, std::string_view path, std::string_view message) {
   std::string text;
@@ -90,8 +102,33 @@ std::vector<Entry> Reader::entries(const YAML::Node& node, std::string_view path
     expected(Entry{"", std::string(path), YAML::Node(), node}, what);
     return out;
   }
-  std::map<std::string, Location> seen;
+  merging_.assign(1, node);
+  collect(node, path, repeats_ok, 0, out);
+  merging_.clear();
+  return out;
+}
+
+void Reader::collect(const YAML::Node& node, std::string_view path, bool repeats_ok, int depth,
+                     std::vector<Entry>& out) {
+  // The mapping's own keys first, so that they are known before any merge is resolved:
+  // they win over merged ones wherever the `<<` is written.
+  std::vector<Entry> own;
+  std::vector<std::pair<YAML::Node, YAML::Node>> merges;
+  std::vector<bool> is_merge;  // of each key in file order
+  // Marks, not Locations: a Location costs a scan of its line, which only an error needs.
+  std::map<std::string, YAML::Mark> seen;
   for (auto it = node.begin(); it != node.end(); ++it) {
+    if (is_merge_key(it->first)) {
+      if (!merges.empty()) {
+        error(source_.where(it->first), join_path(path, "<<"),
+              "defined twice (first at " + source_.where(merges.front().first).str() +
+                  "; to merge several mappings write <<: [*a, *b])");
+        continue;
+      }
+      merges.emplace_back(it->first, it->second);
+      is_merge.push_back(true);
+      continue;
+    }
     Entry entry{"", "", it->first, it->second};
     if (!it->first.IsScalar()) {
       Entry as_value{"", std::string(path), YAML::Node(), it->first};
@@ -100,15 +137,97 @@ std::vector<Entry> Reader::entries(const YAML::Node& node, std::string_view path
     }
     entry.name = it->first.Scalar();
     entry.path = join_path(path, entry.name);
-    const Location at = source_.where(it->first);
     if (!repeats_ok) {
-      auto [first, inserted] = seen.emplace(entry.name, at);
+      auto [first, inserted] = seen.emplace(entry.name, it->first.Mark());
       if (!inserted) {
-        error(at, entry.path, "defined twice (first at " + location_text(first->second) + ")");
+        error(source_.where(it->first), entry.path,
+              "defined twice (first at " + source_.where(first->second).str() + ")");
         continue;
       }
     }
-    out.push_back(std::move(entry));
+    own.push_back(std::move(entry));
+    is_merge.push_back(false);
+  }
+  if (merges.empty()) {
+    for (Entry& entry : own) out.push_back(std::move(entry));
+    return;
+  }
+  std::set<std::string> taken;
+  for (const Entry& entry : own) taken.insert(entry.name);
+  std::size_t next_own = 0;
+  for (bool merge : is_merge) {
+    if (!merge) {
+      out.push_back(std::move(own[next_own++]));
+      continue;
+    }
+    for (Entry& entry : merged(merges.front().first, merges.front().second, path, depth)) {
+      if (taken.insert(entry.name).second) out.push_back(std::move(entry));
+    }
+  }
+}
+
+std::vector<Entry> Reader::merged(const YAML::Node& merge, const YAML::Node& value,
+                                  std::string_view path, int depth) {
+  // Spent: reported once already, where it ran out.
+  if (merge_budget_spent_) return {};
+  const std::string merge_path = join_path(path, "<<");
+  // Each mapping listed costs one, so that long lists of empty mappings are bounded too.
+  const auto spend = [&](std::size_t n) {
+    if (merge_budget_ >= n) {
+      merge_budget_ -= n;
+      return true;
+    }
+    merge_budget_spent_ = true;
+    error(source_.where(merge), merge_path,
+          "merges bring in too many keys (expected at most " + std::to_string(kMaxMergedEntries) +
+              " in one file)");
+    return false;
+  };
+  std::vector<YAML::Node> sources;
+  if (value.IsMap()) {
+    sources.push_back(value);
+  } else if (value.IsSequence() && value.size() > 0) {
+    std::size_t index = 0;
+    for (auto it = value.begin(); it != value.end(); ++it, ++index) {
+      if (!it->IsMap()) {
+        expected(Entry{"", merge_path + "[" + std::to_string(index) + "]", YAML::Node(), *it},
+                 "a mapping to merge, such as *defaults");
+        return {};
+      }
+      sources.push_back(*it);
+    }
+  } else {
+    expected(Entry{"<<", merge_path, merge, value},
+             "a mapping to merge (<<: *defaults) or a list of them");
+    return {};
+  }
+  if (depth >= kMaxMergeDepth) {
+    error(source_.where(merge), merge_path,
+          "merges nested too deeply (expected at most " + std::to_string(kMaxMergeDepth) +
+              " levels of mappings merged into mappings)");
+    return {};
+  }
+  if (!spend(sources.size())) return {};
+  // Earlier mappings win over later ones: collected in order, the first of each name
+  // is kept.
+  std::vector<Entry> out;
+  std::set<std::string> taken;
+  for (const YAML::Node& source : sources) {
+    if (std::any_of(merging_.begin(), merging_.end(),
+                    [&](const YAML::Node& n) { return n.is(source); })) {
+      error(source_.where(merge), merge_path,
+            "merges a mapping into itself (through its own anchor)");
+      continue;
+    }
+    std::vector<Entry> entries;
+    merging_.push_back(source);
+    collect(source, path, false, depth + 1, entries);
+    merging_.pop_back();
+    // Every entry counts, those that a nearer key shadows too: the work was done.
+    if (merge_budget_spent_ || !spend(entries.size())) return {};
+    for (Entry& entry : entries) {
+      if (taken.insert(entry.name).second) out.push_back(std::move(entry));
+    }
   }
   return out;
 }
@@ -176,7 +295,7 @@ std::optional<Duration> Reader::duration(const Entry& entry) {
 
 std::optional<std::uint64_t> Reader::size(const Entry& entry) {
   if (!entry.value.IsScalar()) {
-    expected(entry, "a size (bytes, or a number with KiB, MiB or GiB)");
+    expected(entry, "a size (bytes, or a number with " + std::string(kSizeUnits) + ")");
     return std::nullopt;
   }
   return report(*this, entry, parse_size(entry.value.Scalar()));

@@ -57,6 +57,12 @@ class Reader {
   // an empty mapping. Reports a value that is not a mapping ("expected <what>"), keys
   // that are not plain names, and repeated keys (unless `repeats_ok`: the caller
   // reports those itself).
+  //
+  // YAML merge keys are resolved here, for every mapping alike: `<<: *defaults` (or a
+  // list of them) brings in the keys of the merged mappings, at the place of the `<<`,
+  // except those the mapping sets itself; of a list, an earlier mapping wins over a later
+  // one. The entries brought in keep their own position (in the anchored mapping) and
+  // take the key path of the mapping they are merged into.
   std::vector<Entry> entries(const Entry& parent, std::string_view what = "a mapping",
                              bool repeats_ok = false);
   // The same for a node that is not the value of a key (the top level of a file).
@@ -85,10 +91,27 @@ class Reader {
   std::optional<std::string> path(const Entry& entry);
 
  private:
+  // Appends the entries of `node` (a mapping), its merges resolved, to `out`, with key
+  // paths under `path`. `depth` counts the merges that led here.
+  void collect(const YAML::Node& node, std::string_view path, bool repeats_ok, int depth,
+               std::vector<Entry>& out);
+  // The entries that the merge key `merge` (with its value) brings into a mapping at
+  // `path`, before the mapping's own keys take precedence.
+  std::vector<Entry> merged(const YAML::Node& merge, const YAML::Node& value, std::string_view path,
+                            int depth);
+
   const Source& source_;
   std::string base_dir_;
   const Environment& env_;
   std::vector<Diagnostic>& errors_;
+  // The mappings whose merges are being resolved, outermost first: a mapping that merges
+  // itself (an alias can point back at its own anchor) would otherwise never end.
+  std::vector<YAML::Node> merging_;
+  // What merges may still bring in to this file, in entries copied and mappings visited:
+  // aliases cost nothing to write, and merges of merges could otherwise multiply a few
+  // lines into billions of entries.
+  std::size_t merge_budget_;
+  bool merge_budget_spent_ = false;  // and reported
 };
 
 }  // namespace vigil::config::internal

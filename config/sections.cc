@@ -385,8 +385,19 @@ void read_socket_group(Reader& reader, const Entry& entry, std::optional<std::st
 // What the keys of `supervisor:` read into.
 struct SupervisorDraft {
   SupervisorSpec& spec;
+  SupervisorSites& sites;
   std::vector<IncludeRef>& includes;
 };
+
+// The handler of a path of the supervisor's: stored in `Field`, its place in `Site`
+// (for the messages about two settings naming one file).
+template <auto Field, auto Site>
+void read_supervisor_path(Reader& reader, const Entry& entry, SupervisorDraft& draft) {
+  if (std::optional<std::string> path = reader.path(entry)) {
+    draft.spec.*Field = *path;
+    draft.sites.*Site = reader.value_at(entry);
+  }
+}
 
 void read_socket(Reader& reader, const Entry& entry, SupervisorDraft& draft) {
   std::optional<std::string> path = reader.path(entry);
@@ -400,6 +411,7 @@ void read_socket(Reader& reader, const Entry& entry, SupervisorDraft& draft) {
     return;
   }
   draft.spec.socket = *path;
+  draft.sites.socket = reader.value_at(entry);
 }
 
 void read_supervisor_include(Reader& reader, const Entry& entry, SupervisorDraft& draft) {
@@ -411,9 +423,9 @@ constexpr Key<SupervisorDraft> kSupervisorKeys[] = {
     {"socket", read_socket},
     {"socket_mode", assign<&Reader::mode, &SupervisorSpec::socket_mode>},
     {"socket_group", read_into<read_socket_group, &SupervisorSpec::socket_group>},
-    {"pidfile", assign<&Reader::path, &SupervisorSpec::pidfile>},
-    {"log", assign<&Reader::path, &SupervisorSpec::log>},
-    {"log_dir", assign<&Reader::path, &SupervisorSpec::log_dir>},
+    {"pidfile", read_supervisor_path<&SupervisorSpec::pidfile, &SupervisorSites::pidfile>},
+    {"log", read_supervisor_path<&SupervisorSpec::log, &SupervisorSites::log>},
+    {"log_dir", read_supervisor_path<&SupervisorSpec::log_dir, &SupervisorSites::log_dir>},
     {"umask", assign<&Reader::mode, &SupervisorSpec::umask>},
     {"shutdown_timeout", assign<&Reader::duration, &SupervisorSpec::shutdown_timeout>},
     {"include", read_supervisor_include},
@@ -428,6 +440,7 @@ void read_job_command(Reader& reader, const Entry& item, JobDraft& draft) {
 
 void read_stdout(Reader& reader, const Entry& item, JobDraft& draft) {
   draft.stdout_given = true;
+  draft.stdout_at = reader.value_at(item);
   read_output(reader, item, false, draft.spec.stdout_log);
 }
 
@@ -475,8 +488,8 @@ constexpr Key<JobDraft> kJobKeys[] = {
 }  // namespace
 
 void read_supervisor(Reader& reader, const Entry& section, SupervisorSpec& spec,
-                     std::vector<IncludeRef>& includes) {
-  SupervisorDraft draft{spec, includes};
+                     SupervisorSites& sites, std::vector<IncludeRef>& includes) {
+  SupervisorDraft draft{spec, sites, includes};
   read_keys(reader, reader.entries(section), section.path, kSupervisorKeys, draft);
 }
 

@@ -2,6 +2,7 @@
 // `include:`. Each reads what it can and reports the rest. Internal to config/.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,12 +25,21 @@ struct JobDraft {
   bool command_given = false;
   bool stdout_given = false;
   bool stderr_given = false;
+  Location stdout_at;  // where each stream's value is written, when it is
   Location stderr_at;
+};
+
+// Where the supervisor's files are set in the config, for the settings that are.
+struct SupervisorSites {
+  std::optional<Location> socket;
+  std::optional<Location> pidfile;
+  std::optional<Location> log;
+  std::optional<Location> log_dir;
 };
 
 // Reads `supervisor:` into `spec` (which holds the defaults) and collects its includes.
 void read_supervisor(Reader& reader, const Entry& section, SupervisorSpec& spec,
-                     std::vector<IncludeRef>& includes);
+                     SupervisorSites& sites, std::vector<IncludeRef>& includes);
 
 // Reads one entry of `jobs:`.
 JobDraft read_job(Reader& reader, const Entry& entry);

@@ -4,11 +4,13 @@
 
 namespace vigil::config {
 
+std::string Location::str() const {
+  if (line <= 0) return file;
+  return file + ":" + std::to_string(line) + ":" + std::to_string(column);
+}
+
 std::string Diagnostic::str() const {
-  std::string out = where.file;
-  if (where.line > 0) {
-    out += ":" + std::to_string(where.line) + ":" + std::to_string(where.column);
-  }
+  std::string out = where.str();
   if (!out.empty()) out += ": ";
   return out + message;
 }

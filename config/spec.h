@@ -22,6 +22,9 @@ struct Location {
   int line = 0;
   int column = 0;
 
+  // "file:line:col", or "file" when there is no position.
+  std::string str() const;
+
   bool operator==(const Location&) const = default;
 };
 
@@ -91,6 +94,15 @@ struct JobSpec {
   // Equality over everything that affects how the job runs (all but defined_at).
   bool same_definition(const JobSpec& other) const;
 };
+
+// The daemon's own log (SupervisorSpec::log) rotates like a job's: at this size, keeping
+// this many backups (log.1 .. log.5). The loader makes sure no other setting names one
+// of them.
+constexpr std::uint64_t kDaemonLogMaxSize = 10 * 1024 * 1024;
+constexpr int kDaemonLogBackups = 5;
+// vigild writes its pidfile to the pidfile's path with this appended, then renames it
+// into place; that file is not free for another setting either.
+constexpr const char* kPidfileTempSuffix = ".new";
 
 struct SupervisorSpec {
   std::string socket;

@@ -360,10 +360,12 @@ Parsed<Duration> parse_duration(std::string_view text) {
   return Duration{std::llround(static_cast<double>(total_ms))};
 }
 
+const char* const kSizeUnits = "KiB, MiB, GiB, TiB, PiB or EiB";
+
 Parsed<std::uint64_t> parse_size(std::string_view text) {
   const auto not_a_size = [&] {
-    return ParseError{quote(text) +
-                      " is not a size (expected bytes, or a number with KiB, MiB or GiB)"};
+    return ParseError{quote(text) + " is not a size (expected bytes, or a number with " +
+                      std::string(kSizeUnits) + ")"};
   };
   std::string_view t = trim(text);
   bool negative = false;
@@ -389,6 +391,10 @@ Parsed<std::uint64_t> parse_size(std::string_view text) {
     multiplier = std::uint64_t{1} << 30;
   } else if (unit == "t" || unit == "tb" || unit == "tib") {
     multiplier = std::uint64_t{1} << 40;
+  } else if (unit == "p" || unit == "pb" || unit == "pib") {
+    multiplier = std::uint64_t{1} << 50;
+  } else if (unit == "e" || unit == "eb" || unit == "eib") {
+    multiplier = std::uint64_t{1} << 60;
   } else {
     return not_a_size();
   }
@@ -396,7 +402,8 @@ Parsed<std::uint64_t> parse_size(std::string_view text) {
   if (fraction && multiplier == 1) return not_a_size();
   if (negative) return ParseError{quote(text) + " is negative (expected a size of zero or more)"};
 
-  const ParseError too_large{quote(text) + " is too large (expected at most 16 EiB)"};
+  // 16 EiB itself is one byte too many for 64 bits.
+  const ParseError too_large{quote(text) + " is too large (expected less than 16 EiB)"};
   if (!fraction) {
     // Whole numbers are computed exactly: a long double cannot hold every 64-bit value.
     std::uint64_t value = 0;

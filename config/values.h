@@ -30,8 +30,12 @@ using Parsed = std::variant<T, ParseError>;
 // "250ms", "10s", "2m", "1h", "1.5s", or a plain number of seconds ("3", "0.25").
 Parsed<Duration> parse_duration(std::string_view text);
 
-// "1024", "10KiB", "10MiB", "1GiB" (also "K"/"M"/"G"/"KB"/"MB"/"GB" as powers of 1024).
+// "1024", "10KiB", "10MiB", "1GiB", up to EiB (also "K"/"M"/.../"E" and "KB"/"MB"/.../"EB"
+// as powers of 1024).
 Parsed<std::uint64_t> parse_size(std::string_view text);
+
+// The units parse_size() accepts, as its messages list them: "KiB, MiB, ... or EiB".
+extern const char* const kSizeUnits;
 
 // An octal mode string such as "0022" or "750"; at most 0777.
 Parsed<mode_t> parse_mode(std::string_view text);

@@ -124,11 +124,22 @@ std::string ControlServer::listen(const config::SupervisorSpec& spec) {
     group_ = accounts::find_group(*spec.socket_group);
     if (!group_) return "socket_group: no group named '" + *spec.socket_group + "'";
   }
-  if (auto err = fs::make_dirs(fs::dirname(path_), 0755); !err.empty()) return err;
+  if (auto err = fs::make_dirs(fs::dirname(path_), 0755); !err.empty()) {
+    return "supervisor.socket: " + err;
+  }
 
   struct stat st {};
   if (::lstat(path_.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) return path_ + " exists and is not a socket";
+    if (S_ISLNK(st.st_mode)) {
+      return "supervisor.socket: " + path_ +
+             " is a symbolic link; vigild does not follow links for its socket (remove it if "
+             "nothing else uses it)";
+    }
+    if (!S_ISSOCK(st.st_mode)) {
+      return "supervisor.socket: " + path_ +
+             " exists and is not a socket (remove it if nothing "
+             "else uses it)";
+    }
     if (auto why = stale_socket_check(path_); !why.empty()) return why;
     ::unlink(path_.c_str());  // a dead daemon's socket
   }

@@ -673,7 +673,7 @@ void Daemon::budget_descriptors(const std::vector<config::JobSpec>& jobs, const 
 }
 
 void Daemon::reopen_logs(std::function<void()> done) {
-  if (auto err = log_.reopen(); !err.empty()) log_.error(err);
+  if (auto err = log_.reopen(); !err.empty()) log_.error("supervisor.log: " + err);
   // The job logs, and the daemon's own: done once nothing more goes to the moved files.
   writer_->reopen_all([this, done = std::move(done)] {
     log_.info("log files reopened");

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 namespace vigil::fs {
 
@@ -58,26 +59,67 @@ std::string dirname(const std::string& path) {
   return path.substr(0, slash);
 }
 
-std::string make_dirs(const std::string& dir, mode_t mode) {
-  if (dir.empty() || dir == "/" || dir == ".") return {};
+namespace {
+
+// Where make_dirs failed: the folder that is in the way or could not be made, and why.
+struct DirFailure {
+  std::string dir;
+  std::string why;  // the error of mkdir; empty when `dir` is there but is not a folder
+};
+
+std::optional<DirFailure> make_dirs_at(const std::string& dir, mode_t mode) {
+  if (dir.empty() || dir == "/" || dir == ".") return std::nullopt;
   struct stat st {};
   if (::stat(dir.c_str(), &st) == 0) {
-    return S_ISDIR(st.st_mode) ? std::string{} : dir + ": not a directory";
+    if (S_ISDIR(st.st_mode)) return std::nullopt;
+    return DirFailure{dir, ""};
   }
-  if (auto err = make_dirs(dirname(dir), mode); !err.empty()) return err;
-  if (::mkdir(dir.c_str(), mode) != 0 && errno != EEXIST) {
-    return "cannot create " + dir + ": " + errno_text(errno);
-  }
-  return {};
+  if (auto failure = make_dirs_at(dirname(dir), mode)) return failure;
+  if (::mkdir(dir.c_str(), mode) != 0 && errno != EEXIST) return DirFailure{dir, errno_text(errno)};
+  return std::nullopt;
 }
 
-int open_append(const std::string& path, mode_t mode) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, mode);
-  if (fd < 0 && errno == ENOENT) {
-    if (!make_dirs(dirname(path), 0750).empty()) return -ENOENT;
-    fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, mode);
+}  // namespace
+
+std::string make_dirs(const std::string& dir, mode_t mode) {
+  const std::optional<DirFailure> failure = make_dirs_at(dir, mode);
+  if (!failure) return {};
+  // "cannot create /x/y: /x is not a directory", "cannot create /x/y: Permission denied",
+  // "cannot create /x/y: /x: Permission denied".
+  std::string out = "cannot create " + dir + ": ";
+  if (failure->why.empty()) return out + failure->dir + " is not a directory";
+  if (failure->dir != dir) out += failure->dir + ": ";
+  return out + failure->why;
+}
+
+bool is_symlink(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode);
+}
+
+int open_append(const std::string& path, mode_t mode, std::string* why) {
+  constexpr int kFlags = O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW;
+  int fd = ::open(path.c_str(), kFlags, mode);
+  // ENOTDIR: a file where a folder should be, which make_dirs names.
+  if (fd < 0 && (errno == ENOENT || errno == ENOTDIR)) {
+    if (auto err = make_dirs(dirname(path), 0750); !err.empty()) {
+      if (why) *why = err;
+      return -ENOENT;
+    }
+    fd = ::open(path.c_str(), kFlags, mode);
   }
-  return fd < 0 ? -errno : fd;
+  if (fd >= 0) return fd;
+  const int err = errno;
+  if (why) {
+    if (err == ELOOP && is_symlink(path)) {
+      *why = path +
+             " is a symbolic link; vigild does not follow links for logs (a planted link could "
+             "make it write elsewhere)";
+    } else {
+      *why = "cannot open " + path + ": " + errno_text(err);
+    }
+  }
+  return -err;
 }
 
 }  // namespace vigil::fs

@@ -13,15 +13,21 @@ namespace vigil::fs {
 // "No such file or directory": strerror, thread-safe.
 std::string errno_text(int err);
 
-// Creates `dir` and its missing parents with `mode`. Returns "" or the reason.
+// Creates `dir` and its missing parents with `mode`. Returns "" or the reason, naming the
+// folder asked for and the one in the way: "cannot create /x/y: /x is not a directory".
 std::string make_dirs(const std::string& dir, mode_t mode);
 
 // The folder part of a path ("/a/b/c" -> "/a/b").
 std::string dirname(const std::string& path);
 
+// True when the last component of `path` is a symbolic link (for messages, after an
+// open with O_NOFOLLOW failed with ELOOP).
+bool is_symlink(const std::string& path);
+
 // Opens a log file for appending (created with `mode` if missing, its folder with 0750),
-// refusing to follow a symlink at the last component. Returns the fd or -errno.
-int open_append(const std::string& path, mode_t mode);
+// refusing to follow a symlink at the last component. Returns the fd or -errno; on
+// failure `why` (when given) is the reason in words, with the path in it.
+int open_append(const std::string& path, mode_t mode, std::string* why = nullptr);
 
 // Where vigild keeps the descriptors it holds for as long as a job lives (the read ends
 // of job pipes, job log files): at or above a base far from the low numbers, so that the

@@ -288,11 +288,14 @@ void JobOutput::drain() {
 }
 
 std::string JobOutput::log_error() const {
-  for (auto id : {out_.id, err_.id}) {
+  for (Stream s : {Stream::out, Stream::err}) {
+    const auto id = (s == Stream::out ? out_ : err_).id;
     if (id == 0) continue;
     auto h = writer_.health(id);
     if (!h.error.empty()) {
-      return h.error + " (" + std::to_string(h.dropped) + " bytes dropped so far)";
+      // The setting that names the file, so that the reader knows what to change.
+      return "jobs." + spec_->name + (s == Stream::out ? ".stdout: " : ".stderr: ") + h.error +
+             " (" + std::to_string(h.dropped) + " bytes dropped so far)";
     }
   }
   return {};

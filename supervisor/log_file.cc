@@ -80,9 +80,10 @@ bool ends_with_newline(int fd, off_t size) {
 }  // namespace
 
 bool LogFile::open_file() {
-  int fd = fs::open_append(path_, policy_.mode);
+  std::string why;
+  int fd = fs::open_append(path_, policy_.mode, &why);
   if (fd < 0) {
-    error_ = "cannot open " + path_ + ": " + fs::errno_text(-fd);
+    error_ = std::move(why);
     return false;
   }
   fd = fs::keep_long_lived(fd);

@@ -11,6 +11,7 @@
 
 #include "fsutil.h"
 #include "log_writer.h"
+#include "spec.h"
 
 namespace vigil {
 
@@ -23,7 +24,7 @@ std::string rfc3339_now() {
 }
 
 namespace {
-constexpr LogPolicy kDaemonLogPolicy{10 * 1024 * 1024, 5, 0640};
+constexpr LogPolicy kDaemonLogPolicy{config::kDaemonLogMaxSize, config::kDaemonLogBackups, 0640};
 // Daemon log bytes on their way to the disk at most: far more than a burst of lines.
 constexpr std::size_t kMaxInFlight = 1024 * 1024;
 }  // namespace

@@ -121,7 +121,7 @@ int main(int argc, char** argv) {
   ::umask(sup.umask);
   if (!opt.foreground) {
     if (auto err = log.use_file(sup.log); !err.empty()) {
-      readiness.fail(err, 1);
+      readiness.fail("supervisor.log: " + err, 1);
       return 1;
     }
   }

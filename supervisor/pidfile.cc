@@ -12,6 +12,7 @@
 #include <cstdlib>
 
 #include "fsutil.h"
+#include "spec.h"
 
 namespace vigil {
 
@@ -38,12 +39,19 @@ pid_t Pidfile::holder(const std::string& path) {
 }
 
 std::string Pidfile::acquire(const std::string& path, pid_t pid) {
-  if (auto err = fs::make_dirs(fs::dirname(path), 0755); !err.empty()) return err;
+  if (auto err = fs::make_dirs(fs::dirname(path), 0755); !err.empty()) {
+    return "supervisor.pidfile: " + err;
+  }
 
   // 1. Lock whatever is at the path now (creating it if there is nothing).
   int fd = -1;
   for (int attempt = 0; attempt < 10; ++attempt) {
     fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0 && errno == ELOOP && fs::is_symlink(path)) {
+      return "supervisor.pidfile: " + path +
+             " is a symbolic link; vigild does not follow links for its pidfile (a planted link "
+             "could make it overwrite another file)";
+    }
     if (fd < 0) return "cannot open pidfile " + path + ": " + fs::errno_text(errno);
     if (::flock(fd, LOCK_EX | LOCK_NB) < 0) {
       int err = errno;
@@ -67,7 +75,7 @@ std::string Pidfile::acquire(const std::string& path, pid_t pid) {
 
   // 2. Write the new content beside it, lock that too, and rename it into place: readers
   // see the old file or the new one, never a half-written one.
-  const std::string tmp = path + ".new";
+  const std::string tmp = path + config::kPidfileTempSuffix;
   ::unlink(tmp.c_str());
   int nfd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (nfd < 0) {

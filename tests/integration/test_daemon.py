@@ -291,6 +291,21 @@ def test_foreground_refuses_a_busy_pidfile(vigil):
     assert "already running" in r.stderr
 
 
+@pytest.mark.parametrize("setting", ["socket", "pidfile", "log"])
+def test_a_file_in_the_way_of_a_folder_is_reported_with_the_setting(vigil, tmp_path, setting):
+    # vigild creates the folders of its socket, pidfile and log; a regular file where one
+    # of them should be is named, with the folder asked for and the setting that asked.
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder\n")
+    vigil.write_config({"a": sleeper()}, supervisor={setting: str(blocker / "sub" / "f")})
+    r = vigil.start(check=False)
+    assert r.returncode == 1
+    assert (f"supervisor.{setting}: cannot create {blocker}/sub: {blocker} is not a directory"
+            in r.stderr), r.stderr
+    assert not os.path.exists(vigil.socket) or setting == "socket"
+    assert vigil.pid() is None
+
+
 def test_check_reports_ok_and_errors(vigil):
     vigil.write_config({"a": sleeper(), "b": sleeper()})
     r = subprocess.run([VIGILD, "--check", "-c", str(vigil.config)], capture_output=True,

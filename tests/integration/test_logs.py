@@ -333,13 +333,14 @@ def test_a_full_disk_keeps_the_job_running_and_reports_dropped_bytes(vigil):
                 pass  # full: that is the point
         wait_until(lambda: vigil.status("w")["log_error"], timeout=20, what="a log error")
         s = vigil.status("w")
-        assert "No space left on device" in s["log_error"]
+        assert s["log_error"].startswith(f"jobs.w.stdout: cannot write {mnt}/w.out.log: No space "
+                                         "left on device ("), s["log_error"]
         assert s["state"] == "running"
         pid = s["pid"]
         # The table says so too, in the job's note.
         table = vigil.ctl("status", "w").stdout
-        assert re.search(r"^w\s+running\s.*log: cannot write .*No space left on device", table,
-                         re.M), table
+        assert re.search(r"^w\s+running\s.*log: jobs\.w\.stdout: cannot write .*No space left on "
+                         r"device", table, re.M), table
         filler.unlink()
         log = pathlib.Path(mnt) / "w.out.log"
         wait_until(lambda: "bytes dropped" in log.read_text(), timeout=20,

@@ -217,15 +217,41 @@ def test_planted_symlinks_are_not_followed(vigil, tmp_path):
     os.symlink(victim, pathlib.Path(vigil.log_dir) / "j.out.log")
     os.symlink(victim, vigil.pidfile)
     vigil.write_config({"j": {"command": helper_cmd("print", "out", "err"), "start_retries": 0}})
+    # Each refusal says which file, and why a link is not followed.
     r = vigil.start(check=False)
     assert r.returncode == 1
-    assert "pidfile" in r.stderr and "Too many levels of symbolic links" in r.stderr
+    assert (f"supervisor.pidfile: {vigil.pidfile} is a symbolic link; vigild does not follow "
+            "links for its pidfile (a planted link could make it overwrite another file)"
+            in r.stderr), r.stderr
     os.unlink(vigil.pidfile)
+    os.unlink(vigil.log)  # the daemon's log, opened first, was made by the attempt above
+    os.symlink(victim, vigil.log)
+    r = vigil.start(check=False)
+    assert r.returncode == 1
+    assert (f"supervisor.log: {vigil.log} is a symbolic link; vigild does not follow links for "
+            "logs (a planted link could make it write elsewhere)" in r.stderr), r.stderr
+    os.unlink(vigil.log)
     vigil.start()
     # The job runs; its stdout log (a planted link) is refused and reported, never written.
     wait_until(lambda: vigil.status("j")["log_error"], what="the log error")
-    assert "Too many levels of symbolic links" in vigil.status("j")["log_error"]
+    out = pathlib.Path(vigil.log_dir) / "j.out.log"
+    assert vigil.status("j")["log_error"].startswith(
+        f"jobs.j.stdout: {out} is a symbolic link; vigild does not follow links for logs (a "
+        "planted link could make it write elsewhere) (")
     assert victim.read_text() == "precious\n"
+
+
+def test_a_job_log_folder_blocked_by_a_file_is_reported_with_the_setting(vigil, tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder\n")
+    vigil.write_config({"j": {"command": helper_cmd("print", "out", "err"), "start_retries": 0}},
+                       supervisor={"log_dir": str(blocker / "logs")})
+    vigil.start()
+    wait_until(lambda: vigil.status("j")["log_error"], what="the log error")
+    error = vigil.status("j")["log_error"]
+    assert re.match(rf"jobs\.j\.std(out|err): cannot create {re.escape(str(blocker))}/logs: "
+                    rf"{re.escape(str(blocker))} is not a directory \(\d+ bytes dropped so far\)$",
+                    error), error
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="running a job as another user needs root")

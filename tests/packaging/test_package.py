@@ -42,6 +42,7 @@ PACKAGE_FILES = [
     "usr/share/doc/vigil/changelog.gz",
     "usr/share/doc/vigil/examples/demo.yaml",
     "usr/share/doc/vigil/examples/web.yaml",
+    "usr/share/doc/vigil/examples/workers.yaml",
 ]
 PACKAGE_DIRS = ["etc/vigil/conf.d"]
 CONFFILES = ["/etc/logrotate.d/vigil", "/etc/vigil/vigil.yaml"]

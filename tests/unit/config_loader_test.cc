@@ -645,3 +645,261 @@ TEST_CASE("a NUL written as an escape is refused where it would reach the kernel
         "vigil.yaml:3:28: jobs.a.command[1]: \"a\\x00b\" contains a NUL character (expected a "
         "string without one)\n");
 }
+
+TEST_CASE("merge keys: <<: *anchor brings in a mapping's keys; the job's own keys win") {
+  const LoadResult result = from(
+      "x-defaults: &defaults\n"
+      "  restart: always\n"
+      "  stop_timeout: 3s\n"
+      "  env: {A: \"1\"}\n"
+      "x-quiet: &quiet\n"
+      "  stdout: null\n"
+      "  restart: never\n"
+      "jobs:\n"
+      "  web:\n"
+      "    <<: *defaults\n"
+      "    command: /bin/web\n"
+      "    stop_timeout: 5s\n"
+      "  worker:\n"
+      "    command: /bin/worker\n"
+      "    <<: [*quiet, *defaults]\n"
+      "  plain:\n"
+      "    command: /bin/plain\n");
+  INFO(render(result));
+  REQUIRE(result.ok());
+  const std::vector<JobSpec>& jobs = result.config->jobs;
+  REQUIRE(jobs.size() == 3);
+  // Explicit keys win over merged ones, wherever the << is written.
+  CHECK(jobs[0].restart == RestartPolicy::always);
+  CHECK(jobs[0].stop_timeout == 5s);
+  CHECK(jobs[0].env == std::vector<std::pair<std::string, std::string>>{{"A", "1"}});
+  // Of a list, the earlier mapping wins.
+  CHECK(jobs[1].restart == RestartPolicy::never);
+  CHECK(jobs[1].stdout_log.kind == Output::Kind::discard);
+  CHECK(jobs[1].stop_timeout == 3s);
+  CHECK(jobs[2].restart == RestartPolicy::on_failure);
+  CHECK(jobs[2].stop_timeout == 10s);
+}
+
+TEST_CASE("merge keys: merged mappings may merge in turn, in any mapping") {
+  const JobSpec job = one_job(
+      "x-base: &base {stop_signal: INT, backoff: &fast {initial: 1s, max: 2s}}\n"
+      "x-web: &web\n"
+      "  <<: *base\n"
+      "  stop_signal: QUIT\n"
+      "  autostart: false\n"
+      "jobs:\n"
+      "  a:\n"
+      "    <<: *web\n"
+      "    command: x\n"
+      "    backoff: {<<: *fast, factor: 3}\n");
+  CHECK(job.stop_signal == 3);  // QUIT: the nearer mapping wins
+  CHECK_FALSE(job.autostart);
+  CHECK(job.backoff == Backoff{1000ms, 2000ms, 3.0});
+}
+
+TEST_CASE("merge keys: the order of the jobs is where the << is") {
+  const LoadResult result = from(
+      "x-more: &more\n"
+      "  b: {command: b}\n"
+      "  c: {command: c}\n"
+      "jobs:\n"
+      "  a: {command: a}\n"
+      "  <<: *more\n"
+      "  d: {command: d}\n"
+      "  c: {command: own-c}\n");
+  INFO(render(result));
+  REQUIRE(result.ok());
+  // c is the mapping's own, so it stays where it is written.
+  CHECK(job_names(*result.config) == std::vector<std::string>{"a", "b", "d", "c"});
+  CHECK(result.config->jobs[3].argv.back() == "own-c");
+}
+
+TEST_CASE("merge keys: errors point into the anchored mapping, with the merging key path") {
+  CHECK(errors_of("x-defaults: &d\n"
+                  "  restart: sometimes\n"
+                  "  comand: x\n"
+                  "jobs:\n"
+                  "  web:\n"
+                  "    <<: *d\n"
+                  "    command: /bin/web\n") ==
+        "vigil.yaml:2:12: jobs.web.restart: expected always, on-failure or never, got "
+        "\"sometimes\"\n"
+        "vigil.yaml:3:3: jobs.web: unknown key \"comand\" (did you mean \"command\"?)\n");
+  CHECK(errors_of("jobs:\n  web:\n    command: x\n    <<: /bin/true\n") ==
+        "vigil.yaml:4:9: jobs.web.<<: expected a mapping to merge (<<: *defaults) or a list of "
+        "them, got \"/bin/true\"\n");
+  CHECK(errors_of("jobs:\n  web:\n    command: x\n    <<: [{autostart: true}, [a]]\n") ==
+        "vigil.yaml:4:29: jobs.web.<<[1]: expected a mapping to merge, such as *defaults, got a "
+        "list\n");
+  CHECK(errors_of("jobs:\n  web: &w\n    command: x\n    <<: *w\n") ==
+        "vigil.yaml:4:5: jobs.web.<<: merges a mapping into itself (through its own anchor)\n");
+  CHECK(errors_of("jobs:\n  web:\n    command: x\n    <<: {}\n    <<: {}\n") ==
+        "vigil.yaml:5:5: jobs.web.<<: defined twice (first at vigil.yaml:4:5; to merge several "
+        "mappings write <<: [*a, *b])\n");
+  // A quoted "<<" is a key like any other.
+  CHECK(errors_of("jobs:\n  web:\n    command: x\n    \"<<\": {}\n") ==
+        "vigil.yaml:4:5: jobs.web: unknown key \"<<\"\n");
+}
+
+TEST_CASE("merge keys: merges of merges cannot multiply without bound") {
+  // Each level merges the one before it ten times: 10^30 entries if nothing stopped it.
+  std::string text = "x-0: &l0 {autostart: true}\n";
+  for (int i = 1; i <= 30; ++i) {
+    text += "x-" + std::to_string(i) + ": &l" + std::to_string(i) + " {<<: [";
+    for (int k = 0; k < 10; ++k) text += std::string(k ? ", " : "") + "*l" + std::to_string(i - 1);
+    text += "], k" + std::to_string(i) + ": 1}\n";
+  }
+  text += "jobs:\n  a:\n    command: x\n    <<: *l30\n";
+  const LoadResult result = from(text);
+  const std::string errors = render(result);
+  CHECK(errors.find("merges nested too deeply") != std::string::npos);
+  // A chain of single merges deeper than the limit is refused too, without deep recursion.
+  text = "x-0: &l0 {autostart: true}\n";
+  for (int i = 1; i <= 5000; ++i) {
+    text += "x-" + std::to_string(i) + ": &l" + std::to_string(i) + " {<<: *l" +
+            std::to_string(i - 1) + "}\n";
+  }
+  text += "jobs:\n  a:\n    command: x\n    <<: *l5000\n";
+  CHECK(render(from(text)).find("merges nested too deeply") != std::string::npos);
+  // Wide rather than deep: 3 levels of 200 merges of a mapping of 100 keys.
+  text = "x-env: &e {";
+  for (int k = 0; k < 100; ++k)
+    text += std::string(k ? ", " : "") + "V" + std::to_string(k) + ": x";
+  text += "}\nx-a: &a {<<: [";
+  for (int k = 0; k < 200; ++k) text += std::string(k ? ", " : "") + "*e";
+  text += "]}\nx-b: &b {<<: [";
+  for (int k = 0; k < 200; ++k) text += std::string(k ? ", " : "") + "*a";
+  text += "]}\njobs:\n";
+  for (int j = 0; j < 200; ++j) {
+    text += "  j" + std::to_string(j) + ": {command: x, env: {<<: [";
+    for (int k = 0; k < 200; ++k) text += std::string(k ? ", " : "") + "*b";
+    text += "]}}\n";
+  }
+  CHECK(render(from(text)).find("merges bring in too many keys") != std::string::npos);
+}
+
+TEST_CASE("top-level keys that start with x- are ignored, in included files too") {
+  TempDir dir;
+  dir.write("vigil.yaml", "x-anything: [1, {2: 3}]\nsupervisor: {include: inc.yaml}\nx-: 1\n");
+  dir.write("inc.yaml", "x-d: &d {restart: never}\njobs:\n  a: {command: x, <<: *d}\n");
+  const LoadResult result = load("vigil.yaml", test_env());
+  INFO(render(result));
+  REQUIRE(result.ok());
+  REQUIRE(result.config->jobs.size() == 1);
+  CHECK(result.config->jobs[0].restart == RestartPolicy::never);
+  // Only at the top level: under jobs: an x- name is a job like any other.
+  CHECK(errors_of("jobs:\n  x-a: {}\n") ==
+        "vigil.yaml:2:3: jobs.x-a: no command given (expected command: with a list of strings, "
+        "or a string run by /bin/sh -c)\n");
+}
+
+TEST_CASE(
+    "shared files: a log may not be the pidfile, the socket, the daemon's log or "
+    "another job's log") {
+  // Defaults (root's) count as much as settings written out; the message says which.
+  CHECK(errors_of("jobs:\n  a:\n    command: x\n    stdout: /run/vigil/vigild.pid\n") ==
+        "vigil.yaml:4:13: jobs.a.stdout: \"/run/vigil/vigild.pid\" is also the default of "
+        "supervisor.pidfile (expected a file that no other setting uses)\n");
+  CHECK(errors_of("jobs:\n  a:\n    command: x\n    stderr: /run/vigil/vigil.sock\n") ==
+        "vigil.yaml:4:13: jobs.a.stderr: \"/run/vigil/vigil.sock\" is also the default of "
+        "supervisor.socket (expected a file that no other setting uses)\n");
+  // Relative paths are compared once resolved: vigild.pid beside the config.
+  CHECK(render(load_from_string("supervisor:\n  pidfile: /srv/x/vigild.pid\n"
+                                "jobs:\n  a:\n    command: x\n    stdout: vigild.pid\n",
+                                "/srv/x/vigil.yaml", test_env())) ==
+        "/srv/x/vigil.yaml:6:13: jobs.a.stdout: \"/srv/x/vigild.pid\" is also supervisor.pidfile "
+        "at /srv/x/vigil.yaml:2:12 (expected a file that no other setting uses)\n");
+  // A setting reported at the one written out when the other is a default.
+  CHECK(errors_of("supervisor:\n  log: /var/log/vigil/web.out.log\n"
+                  "jobs:\n  web:\n    command: x\n") ==
+        "vigil.yaml:2:8: supervisor.log: \"/var/log/vigil/web.out.log\" is also the default of "
+        "jobs.web.stdout (expected a file that no other setting uses)\n");
+  // The supervisor's own files among themselves.
+  CHECK(errors_of("supervisor:\n  socket: /srv/a\n  pidfile: /srv/a\n") ==
+        "vigil.yaml:3:12: supervisor.pidfile: \"/srv/a\" is also supervisor.socket at "
+        "vigil.yaml:2:11 (expected a file that no other setting uses)\n");
+  // Not a backup: the job does not rotate, or keeps fewer.
+  CHECK(from("jobs:\n  a: {command: x, stdout: /srv/a.log, log_max_size: 0}\n"
+             "  b: {command: x, stdout: /srv/a.log.1}\n")
+            .ok());
+  CHECK(from("jobs:\n  a: {command: x, stdout: /srv/a.log, log_backups: 0}\n"
+             "  b: {command: x, stdout: /srv/a.log.1}\n")
+            .ok());
+  CHECK(from("jobs:\n  a: {command: x, stdout: /srv/a.log, log_backups: 1}\n"
+             "  b: {command: x, stdout: /srv/a.log.2}\n  c: {command: x, stdout: /srv/a.log.01}\n")
+            .ok());
+  // Devices are shared by nature.
+  CHECK(from("jobs:\n  a: {command: x, stdout: /dev/console, stderr: /dev/console}\n"
+             "  b: {command: x, stdout: /dev/console}\n")
+            .ok());
+}
+
+TEST_CASE("shared files: jobs in different files, and three jobs on one file") {
+  TempDir dir;
+  dir.write("vigil.yaml",
+            "supervisor: {include: conf.d/*.yaml}\njobs:\n  a: {command: x, stdout: /srv/s.log}\n");
+  dir.write("conf.d/b.yaml", "jobs:\n  b: {command: x, stdout: /srv/s.log}\n");
+  dir.write("conf.d/c.yaml", "jobs:\n  c: {command: x, stderr: /srv/s.log}\n");
+  CHECK(render(load("vigil.yaml", test_env())) ==
+        "conf.d/b.yaml:2:27: jobs.b.stdout: \"/srv/s.log\" is also jobs.a.stdout at "
+        "vigil.yaml:3:27 (expected a file that no other setting uses)\n"
+        "conf.d/c.yaml:2:27: jobs.c.stderr: \"/srv/s.log\" is also jobs.a.stdout at "
+        "vigil.yaml:3:27 (expected a file that no other setting uses)\n");
+}
+
+TEST_CASE("shared files: one file reached through a symlinked folder or a hard link") {
+  TempDir dir;
+  const std::string root = dir.path().string();
+  fs::create_directories(dir.path() / "logs");
+  fs::create_directory_symlink(dir.path() / "logs", dir.path() / "linked");
+  // Through the folder: the file need not exist.
+  CHECK(render(load_from_string("jobs:\n  a: {command: x, stdout: logs/a.log}\n"
+                                "  b: {command: x, stdout: linked/a.log}\n",
+                                "vigil.yaml", test_env())) ==
+        "vigil.yaml:3:27: jobs.b.stdout: \"" + root + "/linked/a.log\" is the same file as " +
+            "jobs.a.stdout at vigil.yaml:2:27 (\"" + root +
+            "/logs/a.log\") (expected a file that no other setting uses)\n");
+  // A hard link: two names, one file.
+  dir.write("logs/x.log", "");
+  fs::create_hard_link(dir.path() / "logs/x.log", dir.path() / "logs/y.log");
+  CHECK(
+      render(load_from_string("jobs:\n  a: {command: x, stdout: logs/x.log, stderr: logs/y.log}\n",
+                              "vigil.yaml", test_env()))
+          .find("jobs.a.stderr: \"" + root +
+                "/logs/y.log\" is the same file as the job's stdout") != std::string::npos);
+  // A backup name through the link.
+  CHECK(render(load_from_string("jobs:\n  a: {command: x, stdout: logs/a.log}\n"
+                                "  b: {command: x, stdout: linked/a.log.1}\n",
+                                "vigil.yaml", test_env()))
+            .find("jobs.b.stdout: \"" + root + "/linked/a.log.1\" is a backup of jobs.a.stdout") !=
+        std::string::npos);
+  // A symlink in the last place is not followed: vigild refuses it when it opens the log,
+  // so it cannot make two settings write one file.
+  fs::create_symlink(dir.path() / "logs/x.log", dir.path() / "logs/planted.log");
+  CHECK(load_from_string("jobs:\n  a: {command: x, stdout: logs/x.log, stderr: logs/planted.log}\n",
+                         "vigil.yaml", test_env())
+            .ok());
+  // Distinct files in one folder are fine, whichever way it is reached.
+  CHECK(load_from_string("jobs:\n  a: {command: x, stdout: logs/a.log}\n"
+                         "  b: {command: x, stdout: linked/b.log}\n",
+                         "vigil.yaml", test_env())
+            .ok());
+}
+
+TEST_CASE("shared files: 10000 jobs are checked in one pass") {
+  // A hash map, not a comparison of every pair: 20000 logs and one clash at the end.
+  std::string text = "jobs:\n";
+  for (int i = 0; i < 10000; ++i) {
+    text += "  j" + std::to_string(i) + ": {command: x}\n";
+  }
+  text += "  last: {command: x, stdout: /var/log/vigil/j0.err.log}\n";
+  const auto start = std::chrono::steady_clock::now();
+  const LoadResult result = from(text);
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  CHECK(render(result) ==
+        "/etc/vigil/vigil.yaml:10002:30: jobs.last.stdout: \"/var/log/vigil/j0.err.log\" is also "
+        "the default of jobs.j0.stderr (expected a file that no other setting uses)\n");
+  // Generous, for a loaded machine and a sanitizer build.
+  CHECK(elapsed < 30s);
+}

@@ -121,10 +121,17 @@ TEST_CASE("parse_size accepts bytes and binary units") {
   CHECK(ok(parse_size("1.5MiB")) == 1572864);
   CHECK(ok(parse_size("18446744073709551615")) == 18446744073709551615ULL);
   CHECK(ok(parse_size("16777215TiB")) == 16777215ULL << 40);
+  // Every unit the messages name is accepted, up to the one "too large" is counted in.
+  CHECK(ok(parse_size("3PiB")) == 3ULL << 50);
+  CHECK(ok(parse_size("2P")) == 2ULL << 50);
+  CHECK(ok(parse_size("15EiB")) == 15ULL << 60);
+  CHECK(ok(parse_size("1eb")) == 1ULL << 60);
+  CHECK(ok(parse_size("15.5EiB")) == 31ULL << 59);
 }
 
 TEST_CASE("parse_size rejects what is not a size") {
-  const std::string expected = " is not a size (expected bytes, or a number with KiB, MiB or GiB)";
+  const std::string expected =
+      " is not a size (expected bytes, or a number with KiB, MiB, GiB, TiB, PiB or EiB)";
   CHECK(error(parse_size("10 parsecs")) == "\"10 parsecs\"" + expected);
   CHECK(error(parse_size("")) == "\"\"" + expected);
   CHECK(error(parse_size("MiB")) == "\"MiB\"" + expected);
@@ -133,11 +140,13 @@ TEST_CASE("parse_size rejects what is not a size") {
   CHECK(error(parse_size("0x10")) == "\"0x10\"" + expected);
   CHECK(error(parse_size("-1MiB")) == "\"-1MiB\" is negative (expected a size of zero or more)");
   CHECK(error(parse_size("18446744073709551616")) ==
-        "\"18446744073709551616\" is too large (expected at most 16 EiB)");
+        "\"18446744073709551616\" is too large (expected less than 16 EiB)");
   CHECK(error(parse_size("16777216TiB")) ==
-        "\"16777216TiB\" is too large (expected at most 16 EiB)");
+        "\"16777216TiB\" is too large (expected less than 16 EiB)");
   CHECK(error(parse_size("16777216.5TiB")) ==
-        "\"16777216.5TiB\" is too large (expected at most 16 EiB)");
+        "\"16777216.5TiB\" is too large (expected less than 16 EiB)");
+  CHECK(error(parse_size("16EiB")) == "\"16EiB\" is too large (expected less than 16 EiB)");
+  CHECK(error(parse_size("1e6")) == "\"1e6\"" + expected);
 }
 
 TEST_CASE("parse_mode reads octal modes up to 0777") {

@@ -140,7 +140,8 @@ TEST_CASE("an unwritable log drops output, retries once a second, then reports t
   std::ofstream(dir + "/blocker") << "not a folder";
   LogFile f(p, LogPolicy{}, clock.fn());
   CHECK_FALSE(f.write("lost 1\n"));
-  CHECK(f.error().rfind("cannot open " + p + ": ", 0) == 0);
+  // The message names the folder that could not be made and the file in its way.
+  CHECK(f.error() == "cannot create " + dir + "/blocker: " + dir + "/blocker is not a directory");
   CHECK(f.dropped() == 7);
   clock.now.tv_nsec += 500'000'000;  // within the retry pace: not even tried
   CHECK_FALSE(f.write("lost 2\n"));
@@ -152,8 +153,46 @@ TEST_CASE("an unwritable log drops output, retries once a second, then reports t
   CHECK(f.error().empty());
   CHECK(f.dropped() == 0);
   const std::string text = read(p);
-  CHECK(text.rfind("[vigil: 21 bytes dropped: cannot open " + p, 0) == 0);
+  CHECK(text.rfind("[vigil: 21 bytes dropped: cannot create " + dir + "/blocker: ", 0) == 0);
   CHECK(text.substr(text.size() - 5) == "back\n");
+}
+
+TEST_CASE("a planted symlink is refused, and the message says which file and why") {
+  TempDir d;
+  const std::string victim = d / "victim";
+  std::ofstream(victim) << "precious\n";
+  const std::string p = d / "j.out.log";
+  stdfs::create_symlink(victim, p);
+  LogFile f(p, LogPolicy{});
+  CHECK_FALSE(f.write("x\n"));
+  CHECK(f.error() == p + " is a symbolic link; vigild does not follow links for logs (a planted "
+                         "link could make it write elsewhere)");
+  CHECK(read(victim) == "precious\n");
+  // A link in the folder part is followed like any path: only the last part is refused,
+  // and other failures keep their own words.
+  const std::string missing = d / "no-such-folder-link";
+  stdfs::create_directory_symlink(d / "nowhere", missing);
+  LogFile g(missing + "/x.log", LogPolicy{});
+  CHECK_FALSE(g.write("x\n"));
+  CHECK(g.error().find("symbolic link") == std::string::npos);
+}
+
+TEST_CASE("make_dirs names the folder asked for and what is in its way") {
+  TempDir d;
+  const std::string file = d / "file";
+  std::ofstream(file) << "";
+  CHECK(vigil::fs::make_dirs(file + "/a/b", 0755) ==
+        "cannot create " + file + "/a/b: " + file + " is not a directory");
+  CHECK(vigil::fs::make_dirs(file, 0755) ==
+        "cannot create " + file + ": " + file + " is not a directory");
+  CHECK(vigil::fs::make_dirs(d / "x/y", 0755) == "");
+  CHECK(stdfs::is_directory(d / "x/y"));
+  if (::geteuid() != 0) {
+    ::chmod((d / "x").c_str(), 0500);
+    CHECK(vigil::fs::make_dirs(d / "x/z/w", 0755) ==
+          "cannot create " + (d / "x/z/w") + ": " + (d / "x/z") + ": Permission denied");
+    ::chmod((d / "x").c_str(), 0700);
+  }
 }
 
 TEST_CASE("the dropped count is exactly the bytes that did not reach the file") {
