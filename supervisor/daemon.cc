@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 #include "fsutil.h"
@@ -662,11 +663,15 @@ void Daemon::cmd_signal(ClientId c, const protocol::Request& r) {
   if (auto err = read_names(r.args, names, true)) return server_->send_error(c, r.id, *err);
   auto sig = r.args.find("signal");
   int signo = 0;
-  if (sig != r.args.end() && sig->is_number_integer()) {
-    signo = sig->get<int>();
-    if (signo < 1 || signo > 64) {
-      return server_->send_error(c, r.id, {code::bad_request, "args.signal: no signal number " + std::to_string(signo), nullptr});
+  if (sig != r.args.end() && sig->is_number()) {
+    // The protocol has checked the range; it is checked again where the number is
+    // narrowed, so that no path can send a signal that was not asked for.
+    const std::optional<int> n = protocol::to_integer<int>(*sig);
+    if (!n || *n < 1 || *n > protocol::kMaxSignalNumber) {
+      return server_->send_error(c, r.id,
+                                 {code::bad_request, "no signal number " + sig->dump(), nullptr});
     }
+    signo = *n;
   } else if (sig != r.args.end() && sig->is_string()) {
     auto parsed = config::parse_signal(sig->get<std::string>());
     if (auto* e = std::get_if<config::ParseError>(&parsed)) {
@@ -710,10 +715,12 @@ void Daemon::cmd_logs(ClientId c, const protocol::Request& r) {
   }
   std::size_t lines = 10;
   if (auto n = r.args.find("lines"); n != r.args.end()) {
-    if (!n->is_number_integer() || n->get<long long>() < 0) {
+    const std::optional<std::uint64_t> asked = protocol::to_integer<std::uint64_t>(*n);
+    if (!asked) {
       return server_->send_error(c, r.id, {code::bad_request, "args.lines: expected a number of lines (0 or more)", nullptr});
     }
-    lines = n->get<std::size_t>();
+    // More lines than a size_t counts are more than any log holds: all of it.
+    lines = static_cast<std::size_t>(std::min<std::uint64_t>(*asked, SIZE_MAX));
   }
   bool follow = false;
   if (auto err = read_bool(r.args, "follow", follow)) return server_->send_error(c, r.id, *err);
