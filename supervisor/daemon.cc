@@ -724,11 +724,17 @@ void Daemon::cmd_logs(ClientId c, const protocol::Request& r) {
   }
   bool follow = false;
   if (auto err = read_bool(r.args, "follow", follow)) return server_->send_error(c, r.id, *err);
-  auto picked = sup_.select({name->get<std::string>()}, false);
+  auto picked = sup_.select_one(name->get<std::string>());
   if (auto* e = std::get_if<core::SelectError>(&picked)) {
+    if (e->several) {
+      return server_->send_error(
+          c, r.id,
+          {code::bad_request, "logs shows one job, but " + e->message + ": name one of them",
+           nullptr});
+    }
     return server_->send_error(c, r.id, {code::not_found, e->message, nullptr});
   }
-  const core::Job* job = std::get<std::vector<core::Job*>>(picked).front();
+  const core::Job* job = std::get<core::Job*>(picked);
   const auto& spec = job->spec();
   const config::Output& out = stream == "stdout" || spec.stderr_log.kind == config::Output::Kind::merge
                                   ? spec.stdout_log

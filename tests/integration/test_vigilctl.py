@@ -198,3 +198,17 @@ def test_shutdown_returns_when_a_new_vigild_can_start(two):
     two.start()  # no "already running", no "socket in use"
     assert two.pid() != pid
     wait_until(lambda: not pid_alive(pid), what="the old vigild to exit")
+
+
+def test_logs_of_a_glob_matching_several_jobs_is_an_error_naming_them(vigil):
+    vigil.write_config({"web-1": sleeper(), "web-2": sleeper(), "db": sleeper()})
+    vigil.start()
+    r = vigil.ctl("logs", "web-*")
+    assert r.returncode == 1
+    assert r.stdout == ""
+    assert r.stderr == ("vigilctl: logs shows one job, but 'web-*' matches 2 jobs "
+                        "(web-1, web-2): name one of them\n")
+    raw = vigil.call("logs", name="web-*")
+    assert raw["ok"] is False and raw["error"]["code"] == "bad_request", raw
+    # A glob that matches one job is that job.
+    assert vigil.ctl("logs", "d*").returncode == 0
