@@ -212,3 +212,13 @@ def test_logs_of_a_glob_matching_several_jobs_is_an_error_naming_them(vigil):
     assert raw["ok"] is False and raw["error"]["code"] == "bad_request", raw
     # A glob that matches one job is that job.
     assert vigil.ctl("logs", "d*").returncode == 0
+
+
+def test_a_socket_path_that_is_a_file_or_a_folder_says_what_it_is(tmp_path):
+    regular = tmp_path / "vigil.yaml"
+    regular.write_text("jobs: {}\n")
+    for path, what in ((regular, "a regular file"), (tmp_path, "a directory")):
+        r = subprocess.run([VIGILCTL, "-s", str(path), "status"], capture_output=True,
+                           text=True)
+        assert r.returncode == 1
+        assert r.stderr == f"vigilctl: cannot connect to {path}: it is {what}, not a socket\n"

@@ -3,7 +3,10 @@
 // environment, files and config loader are fakes.
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
+
 #include <cerrno>
+#include <fstream>
 #include <map>
 #include <set>
 #include <string>
@@ -11,6 +14,7 @@
 
 #include "client.h"
 #include "socket_path.h"
+#include "temp_dir.h"
 
 using namespace vigil::ctl;
 using vigil::config::Config;
@@ -177,4 +181,20 @@ TEST_CASE("connecting to a missing socket, or to a path that is too long") {
   auto long_path = Connection::open("/" + std::string(200, 'x'));
   REQUIRE(std::holds_alternative<ConnectError>(long_path));
   CHECK(std::get<ConnectError>(long_path).err == ENAMETOOLONG);
+}
+
+TEST_CASE("connecting to a regular file or a folder says what is there, not 'is vigild running?'") {
+  vigil::test::TempDir dir;
+  const std::string file = dir / "vigil.yaml";
+  std::ofstream(file) << "jobs: {}\n";
+  auto r = Connection::open(file);
+  REQUIRE(std::holds_alternative<ConnectError>(r));
+  CHECK(std::get<ConnectError>(r).message ==
+        "cannot connect to " + file + ": it is a regular file, not a socket");
+  auto folder = Connection::open(dir.path);
+  REQUIRE(std::holds_alternative<ConnectError>(folder));
+  CHECK(std::get<ConnectError>(folder).message ==
+        "cannot connect to " + dir.path + ": it is a directory, not a socket");
+  CHECK(describe_not_a_socket("/p", S_IFIFO | 0600) ==
+        "cannot connect to /p: it is a FIFO, not a socket");
 }
