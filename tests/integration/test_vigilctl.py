@@ -222,3 +222,18 @@ def test_a_socket_path_that_is_a_file_or_a_folder_says_what_it_is(tmp_path):
                            text=True)
         assert r.returncode == 1
         assert r.stderr == f"vigilctl: cannot connect to {path}: it is {what}, not a socket\n"
+
+
+def test_a_signal_that_does_not_exist_is_a_usage_error_and_nothing_is_sent(two):
+    pid = two.status("web")["pid"]
+    for sig, message in (("99", '"99" is not a signal number (expected 1 to 64)'),
+                         ("4294967297", '"4294967297" is not a signal number (expected 1 to 64)'),
+                         ("TREM", '"TREM" is not a signal (did you mean "TERM"?)')):
+        r = two.ctl("signal", sig, "web")
+        assert r.returncode == 2, r.stderr
+        assert r.stderr == f"vigilctl: {message}\nsee 'vigilctl signal --help'\n"
+    # Refused before connecting: no daemon is needed to hear it.
+    r = subprocess.run([VIGILCTL, "-s", "/nonexistent/vigil.sock", "signal", "99", "web"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2, r.stderr
+    assert two.status("web")["pid"] == pid and pid_alive(pid)

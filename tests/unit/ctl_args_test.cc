@@ -55,7 +55,8 @@ TEST_CASE("args: signal by name and by number") {
   CHECK(wire({"signal", "HUP", "web", "db"}) ==
         "{\"id\":1,\"cmd\":\"signal\",\"args\":{\"names\":[\"web\",\"db\"],\"signal\":\"HUP\"}}\n");
   CHECK(ok({"signal", "9", "web"}).request.args["signal"] == 9);
-  CHECK(ok({"signal", "SIGRTMIN+1", "web"}).request.args["signal"] == "SIGRTMIN+1");
+  CHECK(ok({"signal", "sigterm", "web"}).request.args["signal"] == "sigterm");
+  CHECK(ok({"signal", "64", "web"}).request.args["signal"] == 64);
 }
 
 TEST_CASE("args: logs and its options") {
@@ -138,8 +139,17 @@ TEST_CASE("args: every kind of usage error") {
   CHECK(bad({"signal"}).message == "'signal' needs a signal and job names");
   CHECK(bad({"signal", "HUP"}).message == "'signal' needs job names after the signal");
   CHECK(bad({"signal", "%x", "web"}).message ==
-        "'%x' is not a signal (a name such as HUP or TERM, or a number)");
-  CHECK(bad({"signal", "0", "web"}).message == "'0' is not a signal number");
+        "\"%x\" is not a signal (expected a name such as TERM, INT or HUP, or a number from 1 "
+        "to 64)");
+  CHECK(bad({"signal", "0", "web"}).message == "\"0\" is not a signal number (expected 1 to 64)");
+  CHECK(bad({"signal", "99", "web"}).message == "\"99\" is not a signal number (expected 1 to 64)");
+  CHECK(bad({"signal", "4294967297", "web"}).message ==
+        "\"4294967297\" is not a signal number (expected 1 to 64)");
+  CHECK(bad({"signal", "TREM", "web"}).message ==
+        "\"TREM\" is not a signal (did you mean \"TERM\"?)");
+  CHECK(bad({"signal", "SIGRTMIN+1", "web"}).message.rfind("\"SIGRTMIN+1\" is not a signal", 0) ==
+        0);
+  // Signals are checked before anything is sent, with the names and numbers vigild knows.
   CHECK(bad({"logs"}).message == "'logs' needs a job name");
   CHECK(bad({"logs", "web", "db"}).message == "'logs' takes one job name");
   CHECK(bad({"logs", "-n", "x", "web"}).message ==
