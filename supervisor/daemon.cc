@@ -765,6 +765,7 @@ void Daemon::logs_read(ClientId c, const json& id, const std::string& job, const
   } else {
     json result = {{"name", job}, {"stream", stream}, {"path", path}, {"text", std::move(tail.text)}};
     if (tail.truncated) result["truncated"] = true;
+    if (tail.missing) result["missing"] = true;
     server_->send_result(c, id, result);
   }
   if (auto it = followers_.find(job); it != followers_.end()) {

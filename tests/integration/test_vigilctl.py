@@ -237,3 +237,21 @@ def test_a_signal_that_does_not_exist_is_a_usage_error_and_nothing_is_sent(two):
                        capture_output=True, text=True)
     assert r.returncode == 2, r.stderr
     assert two.status("web")["pid"] == pid and pid_alive(pid)
+
+
+def test_logs_of_a_log_not_written_yet_is_empty_with_a_note_but_an_unreadable_one_fails(vigil):
+    blocker = vigil.dir / "not-a-folder"
+    blocker.write_text("")
+    vigil.write_config({"quiet": sleeper(autostart=False),
+                        "lost": sleeper(autostart=False, stdout=str(blocker / "lost.log"))})
+    vigil.start()
+    log = f"{vigil.log_dir}/quiet.out.log"
+    assert not os.path.exists(log)
+    r = vigil.ctl("logs", "quiet")
+    assert r.returncode == 0
+    assert r.stdout == ""
+    assert r.stderr == f"vigilctl: quiet has logged nothing yet: {log} does not exist\n"
+    assert vigil.call("logs", name="quiet")["result"]["missing"] is True
+    r = vigil.ctl("logs", "lost")
+    assert r.returncode == 1
+    assert r.stderr == f"vigilctl: cannot read {blocker}/lost.log: Not a directory\n"
