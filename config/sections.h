@@ -2,6 +2,7 @@
 // `include:`. Each reads what it can and reports the rest. Internal to config/.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,11 @@ struct JobDraft {
 // Reads `supervisor:` into `spec` (which holds the defaults) and collects its includes.
 void read_supervisor(Reader& reader, const Entry& section, SupervisorSpec& spec,
                      std::vector<IncludeRef>& includes);
+
+// Reads supervisor.socket of a main file and nothing else (no other key is looked at, so
+// no other key can fail): std::nullopt when it is not set, or when it cannot be read
+// (then reported).
+std::optional<std::string> read_socket_only(Reader& reader);
 
 // Reads one entry of `jobs:`.
 JobDraft read_job(Reader& reader, const Entry& entry);

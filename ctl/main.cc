@@ -65,7 +65,10 @@ int run(const std::vector<std::string>& args) {
 
   const SocketSources sources = system_socket_sources();
   const ResolvedSocket socket = resolve_socket(inv.global, sources);
-  for (const auto& w : socket.warnings) write_fd(2, w + "\n");
+  if (!socket.ok()) {
+    for (const auto& line : socket.errors) write_fd(2, line + "\n");
+    return exit_code::usage;
+  }
 
   auto opened = Connection::open(socket.path);
   if (auto* e = std::get_if<ConnectError>(&opened)) {

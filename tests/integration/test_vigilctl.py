@@ -255,3 +255,36 @@ def test_logs_of_a_log_not_written_yet_is_empty_with_a_note_but_an_unreadable_on
     r = vigil.ctl("logs", "lost")
     assert r.returncode == 1
     assert r.stderr == f"vigilctl: cannot read {blocker}/lost.log: Not a directory\n"
+
+
+def test_a_config_whose_socket_cannot_be_read_is_an_error_and_nothing_else_of_it_matters(two):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("VIGIL_SOCKET", "VIGIL_TEST_NOT_SET")}
+    # Everything that vigild would refuse on this machine, except the socket: vigilctl
+    # reads the socket alone, so it finds the daemon.
+    other = two.dir / "other.yaml"
+    other.write_text(json.dumps({
+        "supervisor": {"socket": two.socket, "socket_group": "no-such-group-here"},
+        "jobs": {"x": {"command": ["${VIGIL_TEST_NOT_SET}/x"], "user": "no-such-user-here",
+                       "bogus": 1}}}))
+    r = subprocess.run([VIGILCTL, "-c", str(other), "status", "web"], capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    # A socket that cannot be read is an error: never another socket, whose daemon
+    # `stop all` would stop.
+    broken = two.dir / "broken.yaml"
+    broken.write_text("supervisor:\n  socket: ${VIGIL_TEST_NOT_SET}/vigil.sock\njobs: {}\n")
+    r = subprocess.run([VIGILCTL, "-c", str(broken), "stop", "all"], capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 2
+    lines = r.stderr.splitlines()
+    assert lines[0].startswith(f"{broken}:2:11: supervisor.socket: "), r.stderr
+    assert "VIGIL_TEST_NOT_SET" in lines[0]
+    assert lines[1:] == [f"vigilctl: cannot tell which socket {broken} names: fix it, or "
+                         "name the socket with -s or $VIGIL_SOCKET"]
+    r = subprocess.run([VIGILCTL, "-c", str(two.dir / "none.yaml"), "stop", "all"],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 2
+    assert r.stderr.startswith(f"{two.dir}/none.yaml: cannot read: No such file")
+    assert two.status("web")["state"] == "running"

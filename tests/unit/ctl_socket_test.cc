@@ -1,6 +1,7 @@
 // Tests of the order in which vigilctl picks its socket (-s, $VIGIL_SOCKET, the config's
 // supervisor.socket, the default) and of what it says when a config cannot be used. The
-// environment, files and config loader are fakes.
+// environment, files and config reader are fakes; the reader itself is tested last, on
+// real files.
 #include <doctest/doctest.h>
 
 #include <sys/stat.h>
@@ -17,9 +18,8 @@
 #include "temp_dir.h"
 
 using namespace vigil::ctl;
-using vigil::config::Config;
 using vigil::config::Diagnostic;
-using vigil::config::LoadResult;
+using vigil::config::SocketSetting;
 
 namespace {
 
@@ -28,8 +28,8 @@ namespace {
 struct World {
   std::map<std::string, std::string> env;
   std::set<std::string> files;
-  std::map<std::string, LoadResult> configs;
-  std::vector<std::string> loaded;  // every path load_config was called with
+  std::map<std::string, SocketSetting> configs;
+  std::vector<std::string> loaded;  // every path read_socket was called with
 
   SocketSources sources() {
     SocketSources s;
@@ -39,11 +39,11 @@ struct World {
       return it->second;
     };
     s.file_exists = [this](const std::string& p) { return files.count(p) > 0; };
-    s.load_config = [this](const std::string& p) {
+    s.read_socket = [this](const std::string& p) {
       loaded.push_back(p);
       auto it = configs.find(p);
       if (it != configs.end()) return it->second;
-      LoadResult r;
+      SocketSetting r;
       r.errors.push_back(Diagnostic{{p, 0, 0}, "cannot read: No such file or directory"});
       return r;
     };
@@ -53,12 +53,9 @@ struct World {
   }
 };
 
-LoadResult config_with_socket(const std::string& path, const std::string& socket) {
-  Config c;
-  c.path = path;
-  c.supervisor.socket = socket;
-  LoadResult r;
-  r.config = c;
+SocketSetting config_with_socket(const std::string& socket) {
+  SocketSetting r;
+  r.socket = socket;
   return r;
 }
 
@@ -70,14 +67,14 @@ TEST_CASE("socket: -s wins over everything") {
   World w;
   w.env["VIGIL_SOCKET"] = "/env.sock";
   w.files.insert(kDefaultConfig);
-  w.configs[kDefaultConfig] = config_with_socket(kDefaultConfig, "/cfg.sock");
+  w.configs[kDefaultConfig] = config_with_socket("/cfg.sock");
   GlobalOptions o;
   o.socket = "/flag.sock";
   o.config = kDefaultConfig;
   ResolvedSocket r = resolve_socket(o, w.sources());
   CHECK(r.path == "/flag.sock");
   CHECK(r.source == "-s");
-  CHECK(r.warnings.empty());
+  CHECK(r.ok());
   CHECK(w.loaded.empty());  // no config is read when it is not needed
 }
 
@@ -85,7 +82,7 @@ TEST_CASE("socket: $VIGIL_SOCKET comes next, before any config") {
   World w;
   w.env["VIGIL_SOCKET"] = "/env.sock";
   w.files.insert(kDefaultConfig);
-  w.configs[kDefaultConfig] = config_with_socket(kDefaultConfig, "/cfg.sock");
+  w.configs[kDefaultConfig] = config_with_socket("/cfg.sock");
   GlobalOptions o;
   o.config = kDefaultConfig;
   ResolvedSocket r = resolve_socket(o, w.sources());
@@ -104,7 +101,7 @@ TEST_CASE("socket: an empty $VIGIL_SOCKET counts as unset") {
 
 TEST_CASE("socket: the config named by -c") {
   World w;
-  w.configs["/etc/vigil/other.yaml"] = config_with_socket("/etc/vigil/other.yaml", "/other.sock");
+  w.configs["/etc/vigil/other.yaml"] = config_with_socket("/other.sock");
   GlobalOptions o;
   o.config = "/etc/vigil/other.yaml";
   ResolvedSocket r = resolve_socket(o, w.sources());
@@ -113,10 +110,21 @@ TEST_CASE("socket: the config named by -c") {
   CHECK(w.loaded == std::vector<std::string>{"/etc/vigil/other.yaml"});
 }
 
+TEST_CASE("socket: a config that does not set one leaves it to the default, as for vigild") {
+  World w;
+  w.configs["/etc/vigil/other.yaml"] = SocketSetting{};
+  GlobalOptions o;
+  o.config = "/etc/vigil/other.yaml";
+  ResolvedSocket r = resolve_socket(o, w.sources());
+  CHECK(r.ok());
+  CHECK(r.path == "/default.sock");
+  CHECK(r.source == "default");
+}
+
 TEST_CASE("socket: the default config, when it exists") {
   World w;
   w.files.insert(kDefaultConfig);
-  w.configs[kDefaultConfig] = config_with_socket(kDefaultConfig, "/cfg.sock");
+  w.configs[kDefaultConfig] = config_with_socket("/cfg.sock");
   ResolvedSocket r = resolve_socket(GlobalOptions{}, w.sources());
   CHECK(r.path == "/cfg.sock");
   CHECK(r.source == "config " + kDefaultConfig);
@@ -127,36 +135,37 @@ TEST_CASE("socket: no default config means the default socket, silently") {
   ResolvedSocket r = resolve_socket(GlobalOptions{}, w.sources());
   CHECK(r.path == "/default.sock");
   CHECK(r.source == "default");
-  CHECK(r.warnings.empty());
+  CHECK(r.ok());
   CHECK(w.loaded.empty());
 }
 
-TEST_CASE("socket: a config that fails to load gives a warning and the default") {
+TEST_CASE("socket: a config whose socket cannot be read is an error, never the default") {
   World w;
   w.files.insert(kDefaultConfig);
-  LoadResult broken;
-  broken.errors.push_back(Diagnostic{{kDefaultConfig, 3, 5}, "jobs.web.command: expected a list"});
-  broken.errors.push_back(Diagnostic{{kDefaultConfig, 9, 1}, "unknown key 'jbos'"});
+  SocketSetting broken;
+  broken.errors.push_back(
+      Diagnostic{{kDefaultConfig, 2, 11}, "supervisor.socket: ${RUN} is not set"});
   w.configs[kDefaultConfig] = broken;
   ResolvedSocket r = resolve_socket(GlobalOptions{}, w.sources());
-  CHECK(r.path == "/default.sock");
-  CHECK(r.source == "default");
-  CHECK(r.warnings ==
-        std::vector<std::string>{
-            "vigilctl: warning: cannot use the socket of /home/u/.config/vigil/vigil.yaml: "
-            "/home/u/.config/vigil/vigil.yaml:3:5: jobs.web.command: expected a list (and 1 "
-            "more); trying the default socket"});
+  CHECK_FALSE(r.ok());
+  CHECK(r.path.empty());
+  CHECK(r.errors == std::vector<std::string>{
+                        "/home/u/.config/vigil/vigil.yaml:2:11: supervisor.socket: ${RUN} is not "
+                        "set",
+                        "vigilctl: cannot tell which socket /home/u/.config/vigil/vigil.yaml "
+                        "names: fix it, or name the socket with -s or $VIGIL_SOCKET"});
 }
 
-TEST_CASE("socket: a missing -c file is reported, not silently skipped") {
+TEST_CASE("socket: a missing -c file is an error, not silently skipped") {
   World w;
   GlobalOptions o;
   o.config = "/nope.yaml";
   ResolvedSocket r = resolve_socket(o, w.sources());
-  CHECK(r.path == "/default.sock");
-  CHECK(r.warnings == std::vector<std::string>{
-                          "vigilctl: warning: cannot use the socket of /nope.yaml: /nope.yaml: "
-                          "cannot read: No such file or directory; trying the default socket"});
+  CHECK(r.path.empty());
+  CHECK(r.errors == std::vector<std::string>{
+                        "/nope.yaml: cannot read: No such file or directory",
+                        "vigilctl: cannot tell which socket /nope.yaml names: fix it, or name the "
+                        "socket with -s or $VIGIL_SOCKET"});
 }
 
 TEST_CASE("connect errors say what happened and what to do") {
@@ -197,4 +206,80 @@ TEST_CASE("connecting to a regular file or a folder says what is there, not 'is 
         "cannot connect to " + dir.path + ": it is a directory, not a socket");
   CHECK(describe_not_a_socket("/p", S_IFIFO | 0600) ==
         "cannot connect to /p: it is a FIFO, not a socket");
+}
+
+// --- config::read_socket_setting, on real files: the socket and nothing else. ---
+
+namespace {
+
+SocketSetting read_setting(const vigil::test::TempDir& dir, const std::string& text,
+                           std::map<std::string, std::string> vars = {}) {
+  const std::string path = dir / "vigil.yaml";
+  std::ofstream(path) << text;
+  vigil::config::Environment env;
+  env.uid = 1000;
+  env.getenv = [vars](std::string_view name) -> std::optional<std::string> {
+    auto it = vars.find(std::string(name));
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+  return vigil::config::read_socket_setting(path, env);
+}
+
+std::string first_error(const SocketSetting& s) {
+  REQUIRE_FALSE(s.errors.empty());
+  return s.errors.front().str();
+}
+
+}  // namespace
+
+TEST_CASE("read_socket_setting: only the socket's own problems count") {
+  vigil::test::TempDir dir;
+  const std::string file = dir / "vigil.yaml";
+  // What the whole loader refuses on this machine: an unset variable, an unknown user
+  // and group, an unknown key, a job with no command.
+  const std::string rest =
+      "jobs:\n"
+      "  web:\n"
+      "    command: [\"${NOT_SET_ANYWHERE}/web\"]\n"
+      "    user: no-such-user-here\n"
+      "    group: no-such-group-here\n"
+      "    bogus: 1\n"
+      "  empty: {}\n";
+  SocketSetting s = read_setting(
+      dir, "supervisor:\n  socket: ${RUN}/x.sock\n  socket_group: nogroup-xyz\n" + rest,
+      {{"RUN", "/run/user/1000"}});
+  CHECK(s.ok());
+  CHECK(s.socket == "/run/user/1000/x.sock");
+  // Relative to the config's folder, as vigild reads it.
+  s = read_setting(dir, "supervisor: {socket: run/../vigil.sock}\n" + rest);
+  CHECK(s.socket == dir / "vigil.sock");
+  // Not set: the default applies.
+  s = read_setting(dir, "supervisor: {log_dir: /x}\n" + rest);
+  CHECK(s.ok());
+  CHECK_FALSE(s.socket.has_value());
+  s = read_setting(dir, rest);
+  CHECK(s.ok());
+  CHECK_FALSE(s.socket.has_value());
+}
+
+TEST_CASE("read_socket_setting: a socket that cannot be read is an error at its place") {
+  vigil::test::TempDir dir;
+  const std::string file = dir / "vigil.yaml";
+  SocketSetting s = read_setting(dir, "supervisor:\n  socket: ${RUN}/x.sock\n");
+  CHECK_FALSE(s.socket.has_value());
+  CHECK(first_error(s).rfind(file + ":2:11: supervisor.socket: ", 0) == 0);
+  CHECK(first_error(s).find("RUN") != std::string::npos);
+  s = read_setting(dir, "supervisor:\n  socket: [a]\n");
+  CHECK(first_error(s).rfind(file + ":2:11: supervisor.socket: ", 0) == 0);
+  s = read_setting(dir, "supervisor:\n  socket: /a.sock\n  socket: /b.sock\n");
+  CHECK(first_error(s) ==
+        file + ":3:3: supervisor.socket: defined twice (first at " + file + ":2:3)");
+  s = read_setting(dir, "supervisor: [socket]\n");
+  CHECK(first_error(s).rfind(file + ":1:13: supervisor: expected a mapping", 0) == 0);
+  s = read_setting(dir, "supervisor: {socket: /a.sock\n");  // not YAML
+  CHECK_FALSE(s.ok());
+  CHECK_FALSE(s.socket.has_value());
+  s = vigil::config::read_socket_setting(dir / "none.yaml", {});
+  CHECK(first_error(s) == dir / "none.yaml" + ": cannot read: No such file or directory");
 }
