@@ -15,6 +15,7 @@
 #include "args.h"
 #include "client.h"
 #include "render.h"
+#include "runtime_dir.h"
 #include "socket_path.h"
 #include "vigil_version.h"
 
@@ -78,6 +79,13 @@ int run(const std::vector<std::string>& args) {
   Connection& conn = std::get<Connection>(opened);
 
   Terminal term;
+  // A socket in a runtime folder that is not this user's own may have been put there.
+  if (const std::string why =
+          vigil::config::check_runtime_socket(socket.path, vigil::config::Environment::current());
+      !why.empty()) {
+    write_fd(2, "vigilctl: refusing to use " + socket.path + ": " + why + "\n");
+    return exit_code::failed;
+  }
   term.color = !inv.global.json && use_color(::isatty(1) == 1, inv.global.no_color, sources.getenv);
   term.interrupted = &g_interrupted;
   return run_command(inv, conn, term);

@@ -12,6 +12,7 @@
 #include "daemonize.h"
 #include "loader.h"
 #include "logger.h"
+#include "runtime_dir.h"
 #include "vigil_version.h"
 
 namespace {
@@ -103,6 +104,12 @@ int main(int argc, char** argv) {
     return 0;
   }
   const auto& sup = loaded.config->supervisor;
+  // Before anything is created in it: a runtime folder that another user made first (in
+  // /tmp anyone can) would let them move the socket aside and answer in vigild's place.
+  if (auto err = vigil::config::prepare_runtime_dir(sup, env); !err.empty()) {
+    std::fprintf(stderr, "vigild: cannot use the runtime directory: %s\n", err.c_str());
+    return 1;
+  }
 
   vigil::Logger log;
   vigil::Readiness readiness = opt.foreground ? vigil::Readiness::foreground()
