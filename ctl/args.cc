@@ -189,6 +189,10 @@ std::variant<Invocation, UsageError> parse_args(const std::vector<std::string>& 
       auto v = value(socket ? "a socket path" : "a config file");
       if (auto* e = std::get_if<UsageError>(&v)) return *e;
       (socket ? inv.global.socket : inv.global.config) = std::get<std::string>(v);
+    } else if (name == "--server-user") {
+      auto v = value("a user name or uid");
+      if (auto* e = std::get_if<UsageError>(&v)) return *e;
+      inv.global.server_user = std::get<std::string>(v);
     } else if (name == "--json") {
       problem = flag(inv.global.json);
     } else if (name == "--no-color") {
@@ -303,13 +307,15 @@ std::string help_text(std::string_view command) {
          commands +
          "\n"
          "options:\n"
-         "  -s, --socket SOCKET  the control socket; default: $VIGIL_SOCKET, else the\n"
-         "                       config's supervisor.socket, else this user's default\n"
-         "  -c, --config FILE    the config file to read supervisor.socket from\n"
-         "      --json           print the protocol's JSON results, for scripts\n"
-         "      --no-color       no colours (also off when NO_COLOR is set or not a tty)\n"
-         "  -h, --help           this help; 'vigilctl COMMAND --help' for one command\n"
-         "      --version        print vigilctl's version\n"
+         "  -s, --socket SOCKET     the control socket; default: $VIGIL_SOCKET, else the\n"
+         "                          config's supervisor.socket, else this user's default\n"
+         "  -c, --config FILE       the config file to read supervisor.socket from\n"
+         "      --server-user USER  trust a vigild running as USER (default: only root and\n"
+         "                          you; also $VIGIL_SERVER_USER)\n"
+         "      --json              print the protocol's JSON results, for scripts\n"
+         "      --no-color          no colours (also off when NO_COLOR is set or not a tty)\n"
+         "  -h, --help              this help; 'vigilctl COMMAND --help' for one command\n"
+         "      --version           print vigilctl's version\n"
          "\n"
          "exit status: 0 ok, 1 the command failed, 2 usage error,\n"
          "             3 'status' listed a job that is not running\n";

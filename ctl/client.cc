@@ -90,6 +90,13 @@ Connection::~Connection() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+std::variant<uid_t, int> Connection::peer_uid() const {
+  struct ucred cred {};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(fd_, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return errno;
+  return cred.uid;
+}
+
 std::optional<std::string> Connection::send(const protocol::Request& req) {
   const std::string line = protocol::encode_request(req);
   std::size_t done = 0;

@@ -46,6 +46,10 @@ class Connection {
   Connection(const Connection&) = delete;
   ~Connection();
 
+  // The effective uid of the process that listens on the other end (SO_PEERCRED), or the
+  // errno of the failure.
+  std::variant<uid_t, int> peer_uid() const;
+
   // Sends one request line. Returns why it failed, if it did.
   std::optional<std::string> send(const protocol::Request& req);
 

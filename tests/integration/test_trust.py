@@ -1,14 +1,17 @@
 """Who vigild and vigilctl trust with the socket: a user's runtime folder that another
-user made first.
+user made first, and a server on the socket that vigilctl has no reason to believe.
 
 These run the real binaries as throwaway users (setpriv), so they need root."""
 
+import ast
+import json
 import os
 import pathlib
 import pwd
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 
 import pytest
@@ -140,3 +143,76 @@ def test_a_missing_runtime_folder_is_made_private_and_used(alice):
     assert r.returncode == 0, r.stderr
     r = as_user(user, [VIGILCTL, "shutdown"], env)
     assert r.returncode == 0, r.stderr
+
+
+# A server that anyone could start on a socket vigilctl is pointed at: it prints each
+# request line it gets (so that the test sees whether vigilctl sent anything), and
+# answers a `version` request as a vigild would.
+FAKE_SERVER = r"""
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1])
+s.listen(8)
+print("listening", flush=True)
+while True:
+    c, _ = s.accept()
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = c.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    print("got " + repr(data), flush=True)
+    if data:
+        req = json.loads(data)
+        c.sendall(json.dumps({"id": req.get("id"), "ok": True,
+                              "result": {"version": "fake", "protocol": 1}}).encode() + b"\n")
+    c.close()
+"""
+
+
+def test_vigilctl_sends_nothing_to_a_server_run_by_a_user_it_does_not_trust(tmp_path):
+    mallory = make_user("s")
+    folder = tempfile.mkdtemp(prefix="vigil-fake-")
+    os.chown(folder, mallory.pw_uid, mallory.pw_gid)
+    path = os.path.join(folder, "vigil.sock")
+    server = subprocess.Popen(
+        ["setpriv", f"--reuid={mallory.pw_uid}", f"--regid={mallory.pw_gid}", "--clear-groups",
+         sys.executable, "-c", FAKE_SERVER, path],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline() == "listening\n"
+        # vigilctl runs as root here: it trusts root and itself, not mallory.
+        env = {k: v for k, v in os.environ.items() if k != "VIGIL_SERVER_USER"}
+        r = subprocess.run([VIGILCTL, "-s", path, "version"], capture_output=True, text=True,
+                           timeout=30, env=env)
+        assert r.returncode == 1
+        assert r.stdout == ""
+        assert r.stderr == (
+            f"vigilctl: refusing to talk to {path}: it is served by uid {mallory.pw_uid} "
+            f"({mallory.pw_name}), and vigilctl trusts only root and you (uid 0 (root)) "
+            "(another user may be answering in vigild's place); if vigild runs as that user, "
+            f"say so with --server-user {mallory.pw_name} or "
+            f"VIGIL_SERVER_USER={mallory.pw_name}\n")
+        # The server saw a connection that closed without a byte.
+        assert server.stdout.readline() == "got b''\n"
+        # Named as the expected server user (by name or uid, option or environment), it
+        # is talked to.
+        for args, extra in ((["--server-user", mallory.pw_name], {}),
+                            ([], {"VIGIL_SERVER_USER": str(mallory.pw_uid)})):
+            r = subprocess.run([VIGILCTL, "-s", path, *args, "version"], capture_output=True,
+                               text=True, timeout=30, env=dict(env, **extra))
+            assert r.returncode == 0, r.stderr
+            assert "vigild fake (protocol 1)" in r.stdout
+            got = ast.literal_eval(server.stdout.readline()[len("got "):])
+            assert json.loads(got)["cmd"] == "version"
+        r = subprocess.run([VIGILCTL, "-s", path, "--server-user", "no-such-user-xyz",
+                            "version"], capture_output=True, text=True, timeout=30, env=env)
+        assert r.returncode == 2
+        assert r.stderr == ("vigilctl: --server-user: no user named 'no-such-user-xyz' "
+                            "(expected a user name or a uid)\n")
+    finally:
+        server.kill()
+        server.wait(timeout=10)
+        shutil.rmtree(folder, ignore_errors=True)
+        drop_user(mallory)

@@ -4,7 +4,9 @@
 // real files.
 #include <doctest/doctest.h>
 
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <fstream>
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "client.h"
+#include "server_trust.h"
 #include "socket_path.h"
 #include "temp_dir.h"
 
@@ -282,4 +285,89 @@ TEST_CASE("read_socket_setting: a socket that cannot be read is an error at its 
   CHECK_FALSE(s.socket.has_value());
   s = vigil::config::read_socket_setting(dir / "none.yaml", {});
   CHECK(first_error(s) == dir / "none.yaml" + ": cannot read: No such file or directory");
+}
+
+// --- Who may answer: server_trust and check_server, with a fake user database. ---
+
+namespace {
+
+UserLookup fake_users() {
+  static const std::map<std::string, uid_t> users = {{"root", 0}, {"alice", 1000}, {"vigil", 998}};
+  UserLookup l;
+  l.uid_of = [](const std::string& name) -> std::optional<uid_t> {
+    auto it = users.find(name);
+    if (it == users.end()) return std::nullopt;
+    return it->second;
+  };
+  l.name_of = [](uid_t uid) -> std::optional<std::string> {
+    for (const auto& [name, id] : users) {
+      if (id == uid) return name;
+    }
+    return std::nullopt;
+  };
+  return l;
+}
+
+std::function<std::optional<std::string>(std::string_view)> env_of(
+    std::map<std::string, std::string> vars) {
+  return [vars](std::string_view name) -> std::optional<std::string> {
+    auto it = vars.find(std::string(name));
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+ServerTrust trust_of(const GlobalOptions& o, std::map<std::string, std::string> vars = {}) {
+  auto t = server_trust(o, 1000, env_of(std::move(vars)), fake_users());
+  if (auto* e = std::get_if<std::string>(&t)) FAIL("unexpected: " << *e);
+  return std::get<ServerTrust>(t);
+}
+
+}  // namespace
+
+TEST_CASE("server trust: root and the user itself, and no one else unless named") {
+  const ServerTrust t = trust_of({});
+  CHECK(check_server(0, t, "/s", fake_users()) == "");
+  CHECK(check_server(1000, t, "/s", fake_users()) == "");
+  CHECK(check_server(998, t, "/tmp/vigil-1000/vigil.sock", fake_users()) ==
+        "refusing to talk to /tmp/vigil-1000/vigil.sock: it is served by uid 998 (vigil), and "
+        "vigilctl trusts only root and you (uid 1000 (alice)) (another user may be answering "
+        "in vigild's place); if vigild runs as that user, say so with --server-user vigil or "
+        "VIGIL_SERVER_USER=vigil");
+  // A uid with no name is named by number.
+  const std::string nameless = check_server(4242, t, "/s", fake_users());
+  CHECK(nameless.find("--server-user 4242 or VIGIL_SERVER_USER=4242") != std::string::npos);
+}
+
+TEST_CASE("server trust: --server-user, else $VIGIL_SERVER_USER, by name or uid") {
+  GlobalOptions o;
+  o.server_user = "vigil";
+  ServerTrust t = trust_of(o, {{"VIGIL_SERVER_USER", "4242"}});
+  CHECK(t.expected == 998u);  // the option wins
+  CHECK(check_server(998, t, "/s", fake_users()) == "");
+  CHECK(check_server(0, t, "/s", fake_users()) == "");
+  const std::string other = check_server(4242, t, "/s", fake_users());
+  CHECK(other.find("trusts only root, you and uid 998 (vigil)") != std::string::npos);
+  t = trust_of({}, {{"VIGIL_SERVER_USER", "4242"}});
+  CHECK(t.expected == 4242u);  // a uid need not have a name here
+  CHECK_FALSE(trust_of({}, {{"VIGIL_SERVER_USER", ""}}).expected.has_value());
+  o.server_user = "mallory";
+  auto bad = server_trust(o, 1000, env_of({}), fake_users());
+  REQUIRE(std::holds_alternative<std::string>(bad));
+  CHECK(std::get<std::string>(bad) ==
+        "--server-user: no user named 'mallory' (expected a user name or a uid)");
+  bad = server_trust({}, 1000, env_of({{"VIGIL_SERVER_USER", "99999999999"}}), fake_users());
+  REQUIRE(std::holds_alternative<std::string>(bad));
+  CHECK(std::get<std::string>(bad).rfind("$VIGIL_SERVER_USER: no user named '99999999999'", 0) ==
+        0);
+}
+
+TEST_CASE("peer_uid: the uid of the process at the other end") {
+  int fds[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
+  Connection conn(fds[0]);
+  const auto peer = conn.peer_uid();
+  REQUIRE(std::holds_alternative<uid_t>(peer));
+  CHECK(std::get<uid_t>(peer) == ::geteuid());
+  ::close(fds[1]);
 }
