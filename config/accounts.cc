@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "internal.h"
+#include "users.h"
 
 namespace vigil::config::internal {
 namespace {
@@ -72,4 +73,26 @@ std::optional<std::string> home_of(uid_t uid) {
   return home;
 }
 
+std::optional<std::string> name_of(uid_t uid) {
+  std::optional<std::string> name;
+  lookup<passwd>([&](passwd* entry, char* buf, std::size_t size, passwd** result) {
+    const int rc = getpwuid_r(uid, entry, buf, size, result);
+    if (rc == 0 && *result && (*result)->pw_name) name = (*result)->pw_name;
+    return rc;
+  });
+  return name;
+}
+
 }  // namespace vigil::config::internal
+
+namespace vigil::config {
+
+std::optional<uid_t> user_id(const std::string& name) {
+  return internal::find_user(name);
+}
+
+std::optional<std::string> user_name(uid_t uid) {
+  return internal::name_of(uid);
+}
+
+}  // namespace vigil::config

@@ -6,6 +6,7 @@
 
 #include "internal.h"
 #include "loader.h"
+#include "runtime_dir.h"
 
 namespace vigil::config {
 namespace {
@@ -28,7 +29,7 @@ std::optional<std::string> home(const Environment& env) {
   return std::nullopt;
 }
 
-std::string runtime_dir(const Environment& env) {
+std::string user_runtime_dir(const Environment& env) {
   if (auto dir = absolute_var(env, "XDG_RUNTIME_DIR")) return *dir;
   return "/tmp/vigil-" + std::to_string(env.uid);
 }
@@ -37,7 +38,7 @@ std::string state_dir(const Environment& env) {
   if (auto dir = absolute_var(env, "XDG_STATE_HOME")) return internal::resolve_path(*dir, "vigil");
   if (auto dir = home(env)) return internal::resolve_path(*dir, ".local/state/vigil");
   // Without any home the logs go beside the socket rather than into a shared folder.
-  return runtime_dir(env);
+  return user_runtime_dir(env);
 }
 
 }  // namespace
@@ -63,13 +64,18 @@ SupervisorSpec default_supervisor(const Environment& env) {
     spec.log_dir = "/var/log/vigil";
     return spec;
   }
-  const std::string runtime = runtime_dir(env);
+  const std::string runtime = user_runtime_dir(env);
   const std::string state = state_dir(env);
   spec.socket = internal::resolve_path(runtime, "vigil.sock");
   spec.pidfile = internal::resolve_path(runtime, "vigild.pid");
   spec.log = internal::resolve_path(state, "vigild.log");
   spec.log_dir = state;
   return spec;
+}
+
+std::optional<std::string> runtime_dir(const Environment& env) {
+  if (env.uid == 0) return std::nullopt;
+  return user_runtime_dir(env);
 }
 
 std::string default_config_path(const Environment& env) {

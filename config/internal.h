@@ -48,5 +48,7 @@ std::optional<gid_t> find_group(const std::string& name);
 std::optional<gid_t> primary_group_of(uid_t uid);
 // The home folder of a uid, from the passwd database.
 std::optional<std::string> home_of(uid_t uid);
+// The name of a uid, from the passwd database.
+std::optional<std::string> name_of(uid_t uid);
 
 }  // namespace vigil::config::internal

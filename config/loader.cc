@@ -378,6 +378,40 @@ LoadResult load_from_string(const std::string& text, const std::string& path,
   });
 }
 
+SocketSetting read_socket_setting(const std::string& path, const Environment& env) {
+  SocketSetting out;
+  try {
+    if (path.empty()) {
+      out.errors.push_back({{"", 0, 0}, "no config file given (expected a path)"});
+      return out;
+    }
+    const std::optional<std::string> absolute = absolute_path(path);
+    if (!absolute) {
+      out.errors.push_back({{path, 0, 0}, std::string("cannot read: ") + std::strerror(errno)});
+      return out;
+    }
+    internal::FileData data = internal::read_file(*absolute);
+    if (data.error || data.not_regular) {
+      out.errors.push_back({{path, 0, 0}, "cannot read: " + internal::read_failure(data)});
+      return out;
+    }
+    if (data.too_large) {
+      out.errors.push_back({{path, 0, 0}, internal::too_large_message(*data.too_large)});
+      return out;
+    }
+    Source source(path, std::move(data.text));
+    if (!source.parse(out.errors)) return out;
+    Reader reader(source, internal::parent_of(*absolute), env, out.errors);
+    std::optional<std::string> socket = internal::read_socket_only(reader);
+    if (out.errors.empty()) out.socket = std::move(socket);
+  } catch (const std::exception& e) {
+    out.errors.push_back({{path, 0, 0}, std::string("internal error while reading: ") + e.what()});
+  } catch (...) {
+    out.errors.push_back({{path, 0, 0}, "internal error while reading"});
+  }
+  return out;
+}
+
 KnownKeys known_keys() {
   KnownKeys keys;
   keys.main = internal::names_of(Loader::kMainKeys);

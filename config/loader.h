@@ -40,6 +40,18 @@ LoadResult load(const std::string& path, const Environment& env);
 LoadResult load_from_string(const std::string& text, const std::string& path,
                             const Environment& env);
 
+// supervisor.socket of the main config file at `path`, read as load() reads it (${VAR}
+// expanded, made absolute against the file's folder), and nothing else: the file must be
+// YAML, but no other key is checked, so that a job's unset variable or unknown user on
+// this machine cannot hide where the daemon listens. For vigilctl.
+struct SocketSetting {
+  std::optional<std::string> socket;  // not set when the file does not name one
+  std::vector<Diagnostic> errors;     // the file or the setting cannot be read
+
+  bool ok() const { return errors.empty(); }
+};
+SocketSetting read_socket_setting(const std::string& path, const Environment& env);
+
 // The names the loader accepts, each in the order of the table it reads them from, so
 // that what must agree with the loader (the man page vigil.yaml(5), checked by
 // tests/unit/docs_drift_test.cc) can ask it rather than repeat it.

@@ -399,19 +399,44 @@ void read_supervisor_path(Reader& reader, const Entry& entry, SupervisorDraft& d
   }
 }
 
-void read_socket(Reader& reader, const Entry& entry, SupervisorDraft& draft) {
+std::optional<std::string> socket_path(Reader& reader, const Entry& entry) {
   std::optional<std::string> path = reader.path(entry);
-  if (!path) return;
+  if (!path) return std::nullopt;
   // sun_path holds 108 bytes including the terminating NUL; bind() would otherwise
   // fail at startup with a bare "File name too long".
   if (path->size() > 107) {
     reader.error(reader.value_at(entry), entry.path,
                  quote(*path) + " is " + std::to_string(path->size()) +
                      " bytes long (expected at most 107, the limit for a Unix socket path)");
-    return;
+    return std::nullopt;
   }
-  draft.spec.socket = *path;
-  draft.sites.socket = reader.value_at(entry);
+  return path;
+}
+
+void read_socket(Reader& reader, const Entry& entry, SupervisorDraft& draft) {
+  if (std::optional<std::string> path = socket_path(reader, entry)) {
+    draft.spec.socket = *path;
+    draft.sites.socket = reader.value_at(entry);
+  }
+}
+
+// The one entry named `name` among `entries`, or std::nullopt. One written twice is
+// reported (and std::nullopt), since which of the two counts is anyone's guess.
+std::optional<Entry> only_entry(Reader& reader, const std::vector<Entry>& entries,
+                                std::string_view name) {
+  std::optional<Entry> found;
+  for (const Entry& entry : entries) {
+    if (entry.name != name) continue;
+    if (found) {
+      const Location first = reader.key_at(*found);
+      reader.error(reader.key_at(entry), entry.path,
+                   "defined twice (first at " + first.file + ":" + std::to_string(first.line) +
+                       ":" + std::to_string(first.column) + ")");
+      return std::nullopt;
+    }
+    found = entry;
+  }
+  return found;
 }
 
 void read_supervisor_include(Reader& reader, const Entry& entry, SupervisorDraft& draft) {
@@ -491,6 +516,20 @@ void read_supervisor(Reader& reader, const Entry& section, SupervisorSpec& spec,
                      SupervisorSites& sites, std::vector<IncludeRef>& includes) {
   SupervisorDraft draft{spec, sites, includes};
   read_keys(reader, reader.entries(section), section.path, kSupervisorKeys, draft);
+}
+
+std::optional<std::string> read_socket_only(Reader& reader) {
+  // Repeats are looked for only among the keys on the way to the socket.
+  const std::optional<Entry> supervisor =
+      only_entry(reader,
+                 reader.entries(reader.source().root(), "",
+                                "a mapping with supervisor: and jobs: at the top level", true),
+                 "supervisor");
+  if (!supervisor) return std::nullopt;
+  const std::optional<Entry> socket =
+      only_entry(reader, reader.entries(*supervisor, "a mapping", true), "socket");
+  if (!socket) return std::nullopt;
+  return socket_path(reader, *socket);
 }
 
 JobDraft read_job(Reader& reader, const Entry& entry) {

@@ -41,6 +41,11 @@ struct SupervisorSites {
 void read_supervisor(Reader& reader, const Entry& section, SupervisorSpec& spec,
                      SupervisorSites& sites, std::vector<IncludeRef>& includes);
 
+// Reads supervisor.socket of a main file and nothing else (no other key is looked at, so
+// no other key can fail): std::nullopt when it is not set, or when it cannot be read
+// (then reported).
+std::optional<std::string> read_socket_only(Reader& reader);
+
 // Reads one entry of `jobs:`.
 JobDraft read_job(Reader& reader, const Entry& entry);
 

@@ -187,6 +187,14 @@ class Run {
           err_.write("vigilctl: only the end of the log fits in one answer; all of it is in " +
                      result.value("path", std::string("the log file")) + "\n");
         }
+        // A log that does not exist yet is an empty one (the job has written nothing);
+        // said on stderr so that it is not taken for a log that is really empty. With -f,
+        // what the job writes next is shown anyway, and the note would only be noise.
+        if (!streaming() && result.value("missing", false)) {
+          err_.write("vigilctl: " + result.value("name", std::string("the job")) +
+                     " has logged nothing yet: " +
+                     result.value("path", std::string("the log file")) + " does not exist\n");
+        }
       }
     } else if (c == "reload") {
       out_.write(render_reload(result));

@@ -3,7 +3,6 @@
 #include "args.h"
 
 #include <algorithm>
-#include <cctype>
 #include <utility>
 
 #include "values.h"
@@ -18,18 +17,8 @@ bool all_digits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-// A signal as typed: a number, or a name such as HUP, SIGHUP, term or RTMIN+1. Only the
-// shape is checked here; the daemon knows which names exist and says so precisely.
-bool signal_shaped(std::string_view s) {
-  if (all_digits(s)) return true;
-  if (s.empty() || !std::isalpha(static_cast<unsigned char>(s[0]))) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '-';
-  });
-}
-
 // At most nine digits, so the value always fits an int and no overflow check is needed;
-// nobody asks for a billion log lines or signal 1000000000.
+// nobody asks for a billion log lines.
 std::optional<int> small_number(std::string_view s) {
   if (!all_digits(s) || s.size() > 9) return std::nullopt;
   return std::stoi(std::string(s));
@@ -200,6 +189,10 @@ std::variant<Invocation, UsageError> parse_args(const std::vector<std::string>& 
       auto v = value(socket ? "a socket path" : "a config file");
       if (auto* e = std::get_if<UsageError>(&v)) return *e;
       (socket ? inv.global.socket : inv.global.config) = std::get<std::string>(v);
+    } else if (name == "--server-user") {
+      auto v = value("a user name or uid");
+      if (auto* e = std::get_if<UsageError>(&v)) return *e;
+      inv.global.server_user = std::get<std::string>(v);
     } else if (name == "--json") {
       problem = flag(inv.global.json);
     } else if (name == "--no-color") {
@@ -268,14 +261,13 @@ std::variant<Invocation, UsageError> parse_args(const std::vector<std::string>& 
   } else if (c == "signal") {
     if (positional.empty()) return usage("'signal' needs a signal and job names");
     const std::string& sig = positional[0];
-    if (!signal_shaped(sig)) {
-      return usage("'" + sig + "' is not a signal (a name such as HUP or TERM, or a number)");
-    }
+    // Checked here with the table vigild uses, so that a typo is a usage error said in
+    // plain words, before anything is sent.
+    const config::Parsed<int> signo = config::parse_signal(sig);
+    if (const auto* e = std::get_if<config::ParseError>(&signo)) return usage(e->message);
     if (positional.size() < 2) return usage("'signal' needs job names after the signal");
     if (all_digits(sig)) {
-      const auto n = small_number(sig);
-      if (!n || *n < 1) return usage("'" + sig + "' is not a signal number");
-      a["signal"] = *n;
+      a["signal"] = std::get<int>(signo);
     } else {
       a["signal"] = sig;
     }
@@ -315,13 +307,15 @@ std::string help_text(std::string_view command) {
          commands +
          "\n"
          "options:\n"
-         "  -s, --socket SOCKET  the control socket; default: $VIGIL_SOCKET, else the\n"
-         "                       config's supervisor.socket, else this user's default\n"
-         "  -c, --config FILE    the config file to read supervisor.socket from\n"
-         "      --json           print the protocol's JSON results, for scripts\n"
-         "      --no-color       no colours (also off when NO_COLOR is set or not a tty)\n"
-         "  -h, --help           this help; 'vigilctl COMMAND --help' for one command\n"
-         "      --version        print vigilctl's version\n"
+         "  -s, --socket SOCKET     the control socket; default: $VIGIL_SOCKET, else the\n"
+         "                          config's supervisor.socket, else this user's default\n"
+         "  -c, --config FILE       the config file to read supervisor.socket from\n"
+         "      --server-user USER  trust a vigild running as USER (default: only root and\n"
+         "                          you; also $VIGIL_SERVER_USER)\n"
+         "      --json              print the protocol's JSON results, for scripts\n"
+         "      --no-color          no colours (also off when NO_COLOR is set or not a tty)\n"
+         "  -h, --help              this help; 'vigilctl COMMAND --help' for one command\n"
+         "      --version           print vigilctl's version\n"
          "\n"
          "exit status: 0 ok, 1 the command failed, 2 usage error,\n"
          "             3 'status' listed a job that is not running\n";

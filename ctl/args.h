@@ -37,6 +37,7 @@ const CtlCommand* find_ctl_command(std::string_view name);
 struct GlobalOptions {
   std::optional<std::string> socket;  // -s, --socket
   std::optional<std::string> config;  // -c, --config
+  std::optional<std::string> server_user;  // --server-user (see server_trust.h)
   bool json = false;                  // --json
   bool no_color = false;              // --no-color
 };

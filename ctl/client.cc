@@ -4,6 +4,7 @@
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -37,6 +38,20 @@ std::string describe_connect_error(const std::string& path, int err) {
   return "cannot connect to " + path + ": " + why;
 }
 
+std::string describe_not_a_socket(const std::string& path, mode_t mode) {
+  std::string what = "not a socket";
+  if (S_ISREG(mode)) {
+    what = "a regular file, not a socket";
+  } else if (S_ISDIR(mode)) {
+    what = "a directory, not a socket";
+  } else if (S_ISFIFO(mode)) {
+    what = "a FIFO, not a socket";
+  } else if (S_ISCHR(mode) || S_ISBLK(mode)) {
+    what = "a device, not a socket";
+  }
+  return "cannot connect to " + path + ": it is " + what;
+}
+
 std::variant<Connection, ConnectError> Connection::open(const std::string& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -55,6 +70,12 @@ std::variant<Connection, ConnectError> Connection::open(const std::string& path)
   if (rc < 0) {
     const int err = errno;
     ::close(fd);
+    // connect() refuses a path that is not a socket as it refuses a socket nobody listens
+    // on; "is vigild running?" would send the user looking in the wrong place.
+    struct stat st {};
+    if (err == ECONNREFUSED && ::stat(path.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode)) {
+      return ConnectError{err, describe_not_a_socket(path, st.st_mode)};
+    }
     return ConnectError{err, describe_connect_error(path, err)};
   }
   return Connection(fd);
@@ -67,6 +88,13 @@ Connection::Connection(Connection&& other) noexcept
 
 Connection::~Connection() {
   if (fd_ >= 0) ::close(fd_);
+}
+
+std::variant<uid_t, int> Connection::peer_uid() const {
+  struct ucred cred {};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(fd_, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return errno;
+  return cred.uid;
 }
 
 std::optional<std::string> Connection::send(const protocol::Request& req) {

@@ -3,6 +3,8 @@
 // to do while it waits, so it needs no event loop).
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <deque>
 #include <optional>
@@ -23,6 +25,9 @@ inline constexpr std::size_t kMaxResponseLine = 64 * 1024 * 1024;
 // "cannot connect to /run/vigil/vigil.sock: no such file (is vigild running?)", with a
 // hint for the errors people meet: no daemon, a stale socket, a socket they may not use.
 std::string describe_connect_error(const std::string& path, int err);
+// "cannot connect to /tmp/x: it is a regular file, not a socket", for a path whose file
+// type (st_mode) is not a socket.
+std::string describe_not_a_socket(const std::string& path, mode_t mode);
 
 struct ConnectError {
   int err = 0;
@@ -40,6 +45,10 @@ class Connection {
   Connection& operator=(Connection&&) = delete;
   Connection(const Connection&) = delete;
   ~Connection();
+
+  // The effective uid of the process that listens on the other end (SO_PEERCRED), or the
+  // errno of the failure.
+  std::variant<uid_t, int> peer_uid() const;
 
   // Sends one request line. Returns why it failed, if it did.
   std::optional<std::string> send(const protocol::Request& req);

@@ -5,6 +5,7 @@
 
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <string>
 #include <string_view>
@@ -15,6 +16,8 @@
 #include "args.h"
 #include "client.h"
 #include "render.h"
+#include "runtime_dir.h"
+#include "server_trust.h"
 #include "socket_path.h"
 #include "vigil_version.h"
 
@@ -64,8 +67,24 @@ int run(const std::vector<std::string>& args) {
   sigaction(SIGINT, &sa, nullptr);
 
   const SocketSources sources = system_socket_sources();
+  const UserLookup users = system_users();
+  const auto trust = server_trust(inv.global, ::geteuid(), sources.getenv, users);
+  if (const auto* why = std::get_if<std::string>(&trust)) {
+    write_fd(2, "vigilctl: " + *why + "\n");
+    return exit_code::usage;
+  }
   const ResolvedSocket socket = resolve_socket(inv.global, sources);
-  for (const auto& w : socket.warnings) write_fd(2, w + "\n");
+  if (!socket.ok()) {
+    for (const auto& line : socket.errors) write_fd(2, line + "\n");
+    return exit_code::usage;
+  }
+  // A socket in a runtime folder that is not this user's own may have been put there.
+  if (const std::string why =
+          vigil::config::check_runtime_socket(socket.path, vigil::config::Environment::current());
+      !why.empty()) {
+    write_fd(2, "vigilctl: refusing to use " + socket.path + ": " + why + "\n");
+    return exit_code::failed;
+  }
 
   auto opened = Connection::open(socket.path);
   if (auto* e = std::get_if<ConnectError>(&opened)) {
@@ -73,6 +92,19 @@ int run(const std::vector<std::string>& args) {
     return exit_code::failed;
   }
   Connection& conn = std::get<Connection>(opened);
+  // Nothing is sent before the other end is known to be a daemon this user trusts.
+  const auto peer = conn.peer_uid();
+  if (const int* err = std::get_if<int>(&peer)) {
+    write_fd(2,
+             "vigilctl: cannot tell who serves " + socket.path + ": " + std::strerror(*err) + "\n");
+    return exit_code::failed;
+  }
+  if (const std::string why =
+          check_server(std::get<uid_t>(peer), std::get<ServerTrust>(trust), socket.path, users);
+      !why.empty()) {
+    write_fd(2, "vigilctl: " + why + "\n");
+    return exit_code::failed;
+  }
 
   Terminal term;
   term.color = !inv.global.json && use_color(::isatty(1) == 1, inv.global.no_color, sources.getenv);

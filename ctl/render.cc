@@ -32,7 +32,8 @@ std::string text(const json& j, std::string_view key) {
 // An integer field as text, or `absent` when it is not an integer.
 std::string integer(const json& j, std::string_view key, std::string_view absent) {
   const json& v = field(j, key);
-  if (v.is_number_integer()) return std::to_string(v.get<std::int64_t>());
+  // As the daemon wrote it: no narrowing to a C integer that could wrap.
+  if (v.is_number_integer()) return dump(v);
   return std::string(absent);
 }
 
@@ -117,13 +118,11 @@ std::string format_time(double unix_seconds) {
 
 std::string format_exit(const json& exit) {
   if (!exit.is_object()) return "";
-  if (const json& c = field(exit, "code"); c.is_number_integer()) {
-    return "exited " + std::to_string(c.get<std::int64_t>());
-  }
+  if (const json& c = field(exit, "code"); c.is_number_integer()) return "exited " + dump(c);
   if (const json& s = field(exit, "signal"); s.is_string())
     return "killed by " + s.get<std::string>();
   if (const json& s = field(exit, "signal"); s.is_number_integer()) {
-    return "killed by signal " + std::to_string(s.get<std::int64_t>());
+    return "killed by signal " + dump(s);
   }
   return "";
 }
@@ -233,9 +232,9 @@ std::string render_reload(const json& result) {
   }
   const json& unchanged = field(result, "unchanged");
   // The daemon lists unchanged jobs by name; a count is what a person wants to see.
-  const std::size_t n = unchanged.is_array()             ? unchanged.size()
-                        : unchanged.is_number_unsigned() ? unchanged.get<std::size_t>()
-                                                         : 0;
+  const std::size_t n = unchanged.is_array()
+                            ? unchanged.size()
+                            : protocol::to_integer<std::size_t>(unchanged).value_or(0);
   if (n > 0) out += "unchanged: " + std::to_string(n) + (n == 1 ? " job\n" : " jobs\n");
   if (out.empty()) out = "no jobs configured\n";
   return out;
@@ -246,8 +245,8 @@ std::string render_version(std::string_view client_version, const json& result) 
   out += "vigild " + text(result, "version");
   const json& proto = field(result, "protocol");
   if (proto.is_number_integer()) {
-    out += " (protocol " + std::to_string(proto.get<std::int64_t>());
-    if (proto.get<std::int64_t>() != protocol::kProtocolVersion) {
+    out += " (protocol " + dump(proto);
+    if (protocol::to_integer<int>(proto) != protocol::kProtocolVersion) {
       out += "; vigilctl speaks " + std::to_string(protocol::kProtocolVersion);
     }
     out += ")";

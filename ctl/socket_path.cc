@@ -8,17 +8,14 @@
 namespace vigil::ctl {
 
 SocketSources system_socket_sources() {
-  config::Environment env = config::Environment::current();
-  // vigilctl reads the config only for supervisor.socket. Whether the accounts named by
-  // jobs exist on this machine, for this user, is no reason to miss the socket.
-  env.check_accounts = false;
+  const config::Environment env = config::Environment::current();
   SocketSources s;
   s.getenv = env.getenv;
   s.file_exists = [](const std::string& path) {
     struct stat st;
     return ::stat(path.c_str(), &st) == 0;
   };
-  s.load_config = [env](const std::string& path) { return config::load(path, env); };
+  s.read_socket = [env](const std::string& path) { return config::read_socket_setting(path, env); };
   s.default_config_path = [env] { return config::default_config_path(env); };
   s.default_socket = [env] { return config::default_supervisor(env).socket; };
   return s;
@@ -30,30 +27,26 @@ ResolvedSocket resolve_socket(const GlobalOptions& options, const SocketSources&
     return {*env, "$VIGIL_SOCKET", {}};
   }
 
-  std::vector<std::string> warnings;
   // A config named with -c is read even if it seems missing, so that the user hears why
-  // it was not used; the default config is read only when there is one.
+  // it cannot be used; the default config is read only when there is one.
   std::optional<std::string> file = options.config;
   if (!file) {
     std::string path = sources.default_config_path();
     if (!path.empty() && sources.file_exists(path)) file = std::move(path);
   }
-  if (file) {
-    config::LoadResult loaded = sources.load_config(*file);
-    if (loaded.ok() && !loaded.config->supervisor.socket.empty()) {
-      return {loaded.config->supervisor.socket, "config " + *file, {}};
-    }
-    std::string why = "no supervisor.socket in it";
-    if (!loaded.errors.empty()) {
-      why = loaded.errors.front().str();
-      if (loaded.errors.size() > 1) {
-        why += " (and " + std::to_string(loaded.errors.size() - 1) + " more)";
-      }
-    }
-    warnings.push_back("vigilctl: warning: cannot use the socket of " + *file + ": " + why +
-                       "; trying the default socket");
+  if (!file) return {sources.default_socket(), "default", {}};
+
+  config::SocketSetting setting = sources.read_socket(*file);
+  if (!setting.ok()) {
+    ResolvedSocket failed;
+    for (const auto& d : setting.errors) failed.errors.push_back(d.str());
+    failed.errors.push_back("vigilctl: cannot tell which socket " + *file +
+                            " names: fix it, or name the socket with -s or $VIGIL_SOCKET");
+    return failed;
   }
-  return {sources.default_socket(), "default", std::move(warnings)};
+  if (setting.socket) return {*setting.socket, "config " + *file, {}};
+  // The config leaves the socket to the default, as vigild does.
+  return {sources.default_socket(), "default", {}};
 }
 
 }  // namespace vigil::ctl

@@ -1,6 +1,6 @@
 // Which control socket vigilctl talks to: -s, else $VIGIL_SOCKET, else the config's
 // supervisor.socket, else this user's default. The world (environment, files, the config
-// loader) comes in through SocketSources so the order is unit-tested without any of it.
+// reader) comes in through SocketSources so the order is unit-tested without any of it.
 #pragma once
 
 #include <functional>
@@ -17,20 +17,25 @@ namespace vigil::ctl {
 struct SocketSources {
   std::function<std::optional<std::string>(std::string_view)> getenv;
   std::function<bool(const std::string&)> file_exists;
-  std::function<config::LoadResult(const std::string&)> load_config;
+  // supervisor.socket of a config file, and nothing else of it (config::read_socket_setting).
+  std::function<config::SocketSetting(const std::string&)> read_socket;
   std::function<std::string()> default_config_path;
   std::function<std::string()> default_socket;
 };
 
-// The real world: the process environment, the filesystem, config::load.
+// The real world: the process environment, the filesystem, the config reader.
 SocketSources system_socket_sources();
 
 struct ResolvedSocket {
   std::string path;
   // Where the path came from: "-s", "$VIGIL_SOCKET", "config <file>" or "default".
   std::string source;
-  // Lines for stderr ("vigilctl: warning: ..."), e.g. a config that failed to load.
-  std::vector<std::string> warnings;
+  // Set when a config file was to say where the socket is and cannot: the lines for
+  // stderr (its problems, then what to do). There is then no path: guessing another
+  // socket could reach another daemon, whose jobs `stop all` would then stop.
+  std::vector<std::string> errors;
+
+  bool ok() const { return errors.empty(); }
 };
 
 ResolvedSocket resolve_socket(const GlobalOptions& options, const SocketSources& sources);

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 #include "fd_budget.h"
@@ -822,11 +823,15 @@ void Daemon::cmd_signal(ClientId c, const protocol::Request& r) {
   if (auto err = read_names(r.args, names, true)) return server_->send_error(c, r.id, *err);
   auto sig = r.args.find("signal");
   int signo = 0;
-  if (sig != r.args.end() && sig->is_number_integer()) {
-    signo = sig->get<int>();
-    if (signo < 1 || signo > 64) {
-      return server_->send_error(c, r.id, {code::bad_request, "args.signal: no signal number " + std::to_string(signo), nullptr});
+  if (sig != r.args.end() && sig->is_number()) {
+    // The protocol has checked the range; it is checked again where the number is
+    // narrowed, so that no path can send a signal that was not asked for.
+    const std::optional<int> n = protocol::to_integer<int>(*sig);
+    if (!n || *n < 1 || *n > protocol::kMaxSignalNumber) {
+      return server_->send_error(c, r.id,
+                                 {code::bad_request, "no signal number " + sig->dump(), nullptr});
     }
+    signo = *n;
   } else if (sig != r.args.end() && sig->is_string()) {
     auto parsed = config::parse_signal(sig->get<std::string>());
     if (auto* e = std::get_if<config::ParseError>(&parsed)) {
@@ -870,18 +875,26 @@ void Daemon::cmd_logs(ClientId c, const protocol::Request& r) {
   }
   std::size_t lines = 10;
   if (auto n = r.args.find("lines"); n != r.args.end()) {
-    if (!n->is_number_integer() || n->get<long long>() < 0) {
+    const std::optional<std::uint64_t> asked = protocol::to_integer<std::uint64_t>(*n);
+    if (!asked) {
       return server_->send_error(c, r.id, {code::bad_request, "args.lines: expected a number of lines (0 or more)", nullptr});
     }
-    lines = n->get<std::size_t>();
+    // More lines than a size_t counts are more than any log holds: all of it.
+    lines = static_cast<std::size_t>(std::min<std::uint64_t>(*asked, SIZE_MAX));
   }
   bool follow = false;
   if (auto err = read_bool(r.args, "follow", follow)) return server_->send_error(c, r.id, *err);
-  auto picked = sup_.select({name->get<std::string>()}, false);
+  auto picked = sup_.select_one(name->get<std::string>());
   if (auto* e = std::get_if<core::SelectError>(&picked)) {
+    if (e->several) {
+      return server_->send_error(
+          c, r.id,
+          {code::bad_request, "logs shows one job, but " + e->message + ": name one of them",
+           nullptr});
+    }
     return server_->send_error(c, r.id, {code::not_found, e->message, nullptr});
   }
-  const core::Job* job = std::get<std::vector<core::Job*>>(picked).front();
+  const core::Job* job = std::get<core::Job*>(picked);
   const auto& spec = job->spec();
   const config::Output& out = stream == "stdout" || spec.stderr_log.kind == config::Output::Kind::merge
                                   ? spec.stdout_log
@@ -912,6 +925,7 @@ void Daemon::logs_read(ClientId c, const json& id, const std::string& job, const
   } else {
     json result = {{"name", job}, {"stream", stream}, {"path", path}, {"text", std::move(tail.text)}};
     if (tail.truncated) result["truncated"] = true;
+    if (tail.missing) result["missing"] = true;
     server_->send_result(c, id, result);
   }
   if (auto it = followers_.find(job); it != followers_.end()) {

@@ -245,15 +245,21 @@ bool LogFile::write(std::string_view data) {
 namespace {
 
 // The last `lines` lines of one file, at most `max_bytes` of them. `found` is how many
-// lines that is (a last line without its newline counts).
+// lines that is (a last line without its newline counts); `absent` says whether the file
+// was found missing.
 std::string tail_one(const std::string& path, std::size_t lines, std::size_t max_bytes,
-                     std::size_t& found, LogTail& out) {
+                     std::size_t& found, bool& absent, LogTail& out) {
   found = 0;
+  absent = false;
   if (lines == 0 || max_bytes == 0) return {};
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     // A job that has not written yet has no log yet: that is an empty log, not an error.
-    if (errno != ENOENT) out.error = "cannot read " + path + ": " + fs::errno_text(errno);
+    if (errno == ENOENT) {
+      absent = true;
+    } else {
+      out.error = "cannot read " + path + ": " + fs::errno_text(errno);
+    }
     return {};
   }
   struct stat st {};
@@ -319,11 +325,16 @@ std::string tail_one(const std::string& path, std::size_t lines, std::size_t max
 LogTail tail_lines(const std::string& path, std::size_t lines, std::size_t max_bytes) {
   LogTail out;
   std::size_t found = 0;
-  out.text = tail_one(path, lines, max_bytes, found, out);
+  bool absent = false;
+  out.text = tail_one(path, lines, max_bytes, found, absent, out);
+  out.missing = absent;
   if (found < lines && !out.truncated && out.error.empty()) {
     // Short: the rest comes from the file rotated last.
     std::size_t older = 0;
-    std::string before = tail_one(path + ".1", lines - found, max_bytes - out.text.size(), older, out);
+    bool older_absent = false;
+    std::string before =
+        tail_one(path + ".1", lines - found, max_bytes - out.text.size(), older, older_absent, out);
+    out.missing = absent && older_absent;
     if (!before.empty() && before.back() != '\n') before += '\n';
     out.text.insert(0, before);
   }

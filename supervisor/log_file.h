@@ -94,6 +94,7 @@ struct LogTail {
   std::string text;
   bool truncated = false;  // more lines were asked for than fit in the byte bound
   std::string error;       // "" unless a file could not be read (a missing one is empty)
+  bool missing = false;    // neither the log nor its last rotation exists (yet)
 };
 // At most `max_bytes` of text, starting at a line boundary unless a single line is longer
 // than that. The cost is linear in what is returned, however many lines are asked for.

@@ -13,6 +13,7 @@
 #include "fd_budget.h"
 #include "loader.h"
 #include "logger.h"
+#include "runtime_dir.h"
 #include "vigil_version.h"
 
 namespace {
@@ -110,6 +111,12 @@ int main(int argc, char** argv) {
     return 0;
   }
   const auto& sup = loaded.config->supervisor;
+  // Before anything is created in it: a runtime folder that another user made first (in
+  // /tmp anyone can) would let them move the socket aside and answer in vigild's place.
+  if (auto err = vigil::config::prepare_runtime_dir(sup, env); !err.empty()) {
+    std::fprintf(stderr, "vigild: cannot use the runtime directory: %s\n", err.c_str());
+    return 1;
+  }
 
   // The daemon logs it too; the user who starts one sees it here, before it detaches.
   if (!opt.foreground && !shortfall.empty()) {

@@ -5,6 +5,7 @@
 #include <fnmatch.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "values.h"
 
@@ -151,6 +152,22 @@ std::variant<std::vector<Job*>, SelectError> Supervisor::select(
     take(job);
   }
   return picked;
+}
+
+std::variant<Job*, SelectError> Supervisor::select_one(const std::string& name) const {
+  auto picked = select({name}, false);
+  if (auto* e = std::get_if<SelectError>(&picked)) return std::move(*e);
+  const auto& jobs = std::get<std::vector<Job*>>(picked);
+  if (jobs.size() == 1) return jobs.front();
+  // A reader needs the names to pick one; a glob over a thousand jobs needs only a few.
+  constexpr std::size_t kShown = 10;
+  std::string list;
+  for (std::size_t i = 0; i < jobs.size() && i < kShown; ++i) {
+    list += (i == 0 ? "" : ", ") + jobs[i]->name();
+  }
+  if (jobs.size() > kShown) list += " and " + std::to_string(jobs.size() - kShown) + " more";
+  return SelectError{
+      "'" + name + "' matches " + std::to_string(jobs.size()) + " jobs (" + list + ")", true};
 }
 
 void Supervisor::start(const std::vector<Job*>& jobs, const Instant& now, Effects& out) {

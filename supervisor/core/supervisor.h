@@ -28,6 +28,9 @@ struct ReloadReport {
 // A name that matched nothing, with the closest existing name if there is one.
 struct SelectError {
   std::string message;  // "no job named 'wbe' (did you mean 'web'?)"
+  // Set when the name matched, but more jobs than the request takes (select_one): the
+  // request is wrong, not the job table.
+  bool several = false;
 };
 
 enum class Goal { up, down };
@@ -46,6 +49,10 @@ class Supervisor {
   // duplicates. Every name or glob must match at least one job.
   std::variant<std::vector<Job*>, SelectError> select(const std::vector<std::string>& names,
                                                       bool allow_all) const;
+  // One job, for a request that takes one (`logs`): a name, or a glob that matches
+  // exactly one job. A glob that matches several is an error naming them, never the
+  // first of them.
+  std::variant<Job*, SelectError> select_one(const std::string& name) const;
 
   // --- Requests, for the selected jobs. ---
   void start(const std::vector<Job*>& jobs, const Instant& now, Effects& out);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <exception>
+#include <limits>
 #include <utility>
 
 #include "json_prune.h"
@@ -22,14 +23,17 @@ enum class ArgType {
   boolean,  // true or false
   string,   // any string
   stream,   // "stdout" or "stderr"
-  count,    // an integer >= 0
-  signal,   // a signal name ("HUP", "SIGHUP") or a number > 0
+  count,    // an integer from 0 to `max`
+  signal,   // a signal name ("HUP", "SIGHUP") or a number from 1 to kMaxSignalNumber
 };
 
 struct ArgSpec {
   std::string_view name;
   ArgType type;
   bool required;
+  // The largest number a `count` takes: what the daemon's integer holds, so that a value
+  // that would be cut short there is refused here.
+  std::int64_t max = 0;
 };
 
 struct CommandSpec {
@@ -55,7 +59,7 @@ const std::vector<CommandSpec>& command_specs() {
       {{"logs", false, true, "the last lines of a job's log, optionally followed"},
        {{"name", ArgType::string, true},
         {"stream", ArgType::stream, false},
-        {"lines", ArgType::count, false},
+        {"lines", ArgType::count, false, std::numeric_limits<std::int64_t>::max()},
         {"follow", ArgType::boolean, false}}},
       {{"events", false, true, "a stream of job state changes"}, {}},
       {{"reload", true, false, "re-read the config; restart only the jobs that changed"}, {}},
@@ -153,8 +157,16 @@ bool is_scalar(const json& j) {
   return !j.is_structured() && !j.is_binary();
 }
 
-bool is_count(const json& j) {
-  return j.is_number_unsigned() || (j.is_number_integer() && j.get<std::int64_t>() >= 0);
+// What a value is, for "..., not <this>": a number as written (so that one out of range
+// is shown as sent), anything else by its type.
+std::string a_value(const json& j) {
+  return j.is_number() ? j.dump() : a_type(j);
+}
+
+// Whether `j` is an integer from `min` to `max`.
+bool integer_within(const json& j, std::int64_t min, std::int64_t max) {
+  const std::optional<std::int64_t> v = to_integer<std::int64_t>(j);
+  return v && *v >= min && *v <= max;
 }
 
 std::optional<std::string> check_arg(std::string_view cmd, const ArgSpec& spec, const json& value) {
@@ -209,13 +221,19 @@ std::optional<std::string> check_arg(std::string_view cmd, const ArgSpec& spec, 
       }
       return std::nullopt;
     case ArgType::count:
-      if (!is_count(value)) return what + "an integer >= 0, not " + a_type(value);
+      if (!integer_within(value, 0, spec.max)) {
+        const std::string range = spec.max == std::numeric_limits<std::int64_t>::max()
+                                      ? "an integer >= 0"
+                                      : "an integer from 0 to " + std::to_string(spec.max);
+        return what + range + ", not " + a_value(value);
+      }
       return std::nullopt;
     case ArgType::signal: {
       const bool ok = (value.is_string() && !value.get_ref<const std::string&>().empty()) ||
-                      (is_count(value) && value.get<std::uint64_t>() > 0);
+                      integer_within(value, 1, kMaxSignalNumber);
       if (!ok) {
-        return what + "a signal name (\"HUP\") or number (1), not " + a_type(value);
+        return what + "a signal name (\"HUP\") or a number from 1 to " +
+               std::to_string(kMaxSignalNumber) + ", not " + a_value(value);
       }
       return std::nullopt;
     }

@@ -2,10 +2,13 @@
 // the table of commands. Shared by vigild and vigilctl; nlohmann_json only.
 #pragma once
 
+#include <concepts>
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -16,6 +19,24 @@ namespace vigil::protocol {
 using json = nlohmann::json;
 
 inline constexpr int kProtocolVersion = 1;
+
+// The highest signal number `signal` accepts (SIGRTMAX on Linux).
+inline constexpr int kMaxSignalNumber = 64;
+
+// The value of an integer JSON number as T, or nothing when `j` is not an integer or T
+// cannot hold its value. Every number that comes off the wire becomes a C integer this
+// way, never by get<T>(), which wraps: 4294967297 read as an int is 1 (SIGHUP).
+template <std::integral T>
+std::optional<T> to_integer(const json& j) {
+  if (j.is_number_unsigned()) {
+    const auto v = j.get<std::uint64_t>();
+    if (std::in_range<T>(v)) return static_cast<T>(v);
+  } else if (j.is_number_integer()) {
+    const auto v = j.get<std::int64_t>();
+    if (std::in_range<T>(v)) return static_cast<T>(v);
+  }
+  return std::nullopt;
+}
 
 // Error codes, as they appear on the wire.
 namespace code {
@@ -46,8 +67,9 @@ struct Request {
 
 // Parses one request line. On failure returns the error and, where the line held one,
 // the id to answer with. A Request that comes out names a command of the table below and
-// its args have passed check_args(), so handlers may rely on their JSON types; whether
-// the named jobs exist is for the daemon to say.
+// its args have passed check_args(), so handlers may rely on their JSON types, and on
+// each number being an integer within the range the table gives it (to read with
+// to_integer); whether the named jobs exist is for the daemon to say.
 struct ParseFailure {
   json id;
   Error error;

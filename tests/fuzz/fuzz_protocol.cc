@@ -4,10 +4,11 @@
 // two pieces, in many small pieces), each of which must agree with a plain reference
 // split, with the default limit and with a small one that exercises the oversized-line
 // path. Each line then goes through parse_request (and parse_message, the client's
-// parser); every request that comes out must satisfy check_args, survive
-// encode_request -> parse_request unchanged, and give responses and events that are one
-// line and parse back with parse_message to what was encoded. Every failure must encode
-// to an error line that parses back too.
+// parser); every request that comes out must satisfy check_args, hold only numbers that
+// the daemon's integers take unchanged, survive encode_request -> parse_request
+// unchanged, and give responses and events that are one line and parse back with
+// parse_message to what was encoded. Every failure must encode to an error line that
+// parses back too.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -171,12 +172,39 @@ bool valid_utf8(const std::string& s) {
          j.dump(-1, ' ', false, json::error_handler_t::ignore);
 }
 
+// A number in an accepted request is one the daemon can take as the C integer it reads
+// it into (`signal` as an int, `lines` as a 64-bit count) with its value unchanged: the
+// integer, written back as JSON, is the number that was sent.
+template <typename T>
+void check_round_trip(const json& number) {
+  const std::optional<T> value = protocol::to_integer<T>(number);
+  FUZZ_CHECK(value.has_value());
+  FUZZ_CHECK(json(*value) == number && json(*value).dump() == number.dump());
+}
+
+void check_numbers(const protocol::Request& req) {
+  for (const auto& [key, value] : req.args.items()) {
+    if (!value.is_number()) continue;
+    FUZZ_CHECK(value.is_number_integer());  // no command takes a fraction
+    check_round_trip<std::int64_t>(value);
+    if (key == "signal") {
+      check_round_trip<int>(value);
+      const int signo = *protocol::to_integer<int>(value);
+      FUZZ_CHECK(signo >= 1 && signo <= protocol::kMaxSignalNumber);
+    } else {
+      FUZZ_CHECK(key == "lines");
+      check_round_trip<std::uint64_t>(value);
+    }
+  }
+}
+
 void check_request(const protocol::Request& req) {
   const protocol::CommandInfo* info = protocol::find_command(req.cmd);
   FUZZ_CHECK(info != nullptr);
   FUZZ_CHECK(is_scalar(req.id));
   FUZZ_CHECK(req.args.is_object());
   FUZZ_CHECK(!protocol::check_args(*info, req.args).has_value());
+  check_numbers(req);
 
   // What vigilctl sends for this request is read back by vigild as the same request.
   const std::string sent = protocol::encode_request(req);

@@ -130,6 +130,30 @@ def test_signal_by_name_and_number(vigil, tmp_path):
     assert r["ok"] is False and r["error"]["code"] == "bad_request"
 
 
+def test_a_signal_number_out_of_range_is_refused_and_nothing_is_sent(vigil):
+    # 2^32 + 1 cut to an int is 1: SIGHUP, which ends the helper. Refused, the job keeps
+    # its process; so do 65 and numbers past 2^64 and below -2^63.
+    vigil.write_config({"x": sleeper(restart="never")})
+    vigil.start()
+    pid = vigil.wait_state("x", "running")["pid"]
+    c = vigil.client()
+    # (Past 64 bits a JSON number is read as a floating-point one.)
+    for number, shown in [("4294967297", "4294967297"), ("65", "65"), ("1.0", "1.0"),
+                          ("18446744073709551617", "1.8446744073709552e+19"),
+                          ("-9223372036854775809", "-9.223372036854776e+18")]:
+        c.send_line(b'{"id":1,"cmd":"signal","args":{"names":["x"],"signal":%s}}\n'
+                    % number.encode())
+        r = c.read_message()
+        assert r["ok"] is False and r["error"]["code"] == "bad_request", (number, r)
+        assert r["error"]["message"].endswith(f"a number from 1 to 64, not {shown}"), r
+    # The connection still serves, and a request behind them shows the job untouched.
+    assert c.call("status", names=["x"])["result"][0]["pid"] == pid
+    c.close()
+    assert pid_alive(pid)
+    s = vigil.status("x")
+    assert s["state"] == "running" and s["pid"] == pid and s["last_exit"] is None
+
+
 def test_signal_to_a_stopped_job_is_not_running(running):
     r = running.call("signal", names=["batch"], signal="HUP")
     assert r["ok"] is False and r["error"]["code"] == "not_running"

@@ -198,3 +198,93 @@ def test_shutdown_returns_when_a_new_vigild_can_start(two):
     two.start()  # no "already running", no "socket in use"
     assert two.pid() != pid
     wait_until(lambda: not pid_alive(pid), what="the old vigild to exit")
+
+
+def test_logs_of_a_glob_matching_several_jobs_is_an_error_naming_them(vigil):
+    vigil.write_config({"web-1": sleeper(), "web-2": sleeper(), "db": sleeper()})
+    vigil.start()
+    r = vigil.ctl("logs", "web-*")
+    assert r.returncode == 1
+    assert r.stdout == ""
+    assert r.stderr == ("vigilctl: logs shows one job, but 'web-*' matches 2 jobs "
+                        "(web-1, web-2): name one of them\n")
+    raw = vigil.call("logs", name="web-*")
+    assert raw["ok"] is False and raw["error"]["code"] == "bad_request", raw
+    # A glob that matches one job is that job.
+    assert vigil.ctl("logs", "d*").returncode == 0
+
+
+def test_a_socket_path_that_is_a_file_or_a_folder_says_what_it_is(tmp_path):
+    regular = tmp_path / "vigil.yaml"
+    regular.write_text("jobs: {}\n")
+    for path, what in ((regular, "a regular file"), (tmp_path, "a directory")):
+        r = subprocess.run([VIGILCTL, "-s", str(path), "status"], capture_output=True,
+                           text=True)
+        assert r.returncode == 1
+        assert r.stderr == f"vigilctl: cannot connect to {path}: it is {what}, not a socket\n"
+
+
+def test_a_signal_that_does_not_exist_is_a_usage_error_and_nothing_is_sent(two):
+    pid = two.status("web")["pid"]
+    for sig, message in (("99", '"99" is not a signal number (expected 1 to 64)'),
+                         ("4294967297", '"4294967297" is not a signal number (expected 1 to 64)'),
+                         ("TREM", '"TREM" is not a signal (did you mean "TERM"?)')):
+        r = two.ctl("signal", sig, "web")
+        assert r.returncode == 2, r.stderr
+        assert r.stderr == f"vigilctl: {message}\nsee 'vigilctl signal --help'\n"
+    # Refused before connecting: no daemon is needed to hear it.
+    r = subprocess.run([VIGILCTL, "-s", "/nonexistent/vigil.sock", "signal", "99", "web"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2, r.stderr
+    assert two.status("web")["pid"] == pid and pid_alive(pid)
+
+
+def test_logs_of_a_log_not_written_yet_is_empty_with_a_note_but_an_unreadable_one_fails(vigil):
+    blocker = vigil.dir / "not-a-folder"
+    blocker.write_text("")
+    vigil.write_config({"quiet": sleeper(autostart=False),
+                        "lost": sleeper(autostart=False, stdout=str(blocker / "lost.log"))})
+    vigil.start()
+    log = f"{vigil.log_dir}/quiet.out.log"
+    assert not os.path.exists(log)
+    r = vigil.ctl("logs", "quiet")
+    assert r.returncode == 0
+    assert r.stdout == ""
+    assert r.stderr == f"vigilctl: quiet has logged nothing yet: {log} does not exist\n"
+    assert vigil.call("logs", name="quiet")["result"]["missing"] is True
+    r = vigil.ctl("logs", "lost")
+    assert r.returncode == 1
+    assert r.stderr == f"vigilctl: cannot read {blocker}/lost.log: Not a directory\n"
+
+
+def test_a_config_whose_socket_cannot_be_read_is_an_error_and_nothing_else_of_it_matters(two):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("VIGIL_SOCKET", "VIGIL_TEST_NOT_SET")}
+    # Everything that vigild would refuse on this machine, except the socket: vigilctl
+    # reads the socket alone, so it finds the daemon.
+    other = two.dir / "other.yaml"
+    other.write_text(json.dumps({
+        "supervisor": {"socket": two.socket, "socket_group": "no-such-group-here"},
+        "jobs": {"x": {"command": ["${VIGIL_TEST_NOT_SET}/x"], "user": "no-such-user-here",
+                       "bogus": 1}}}))
+    r = subprocess.run([VIGILCTL, "-c", str(other), "status", "web"], capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    # A socket that cannot be read is an error: never another socket, whose daemon
+    # `stop all` would stop.
+    broken = two.dir / "broken.yaml"
+    broken.write_text("supervisor:\n  socket: ${VIGIL_TEST_NOT_SET}/vigil.sock\njobs: {}\n")
+    r = subprocess.run([VIGILCTL, "-c", str(broken), "stop", "all"], capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 2
+    lines = r.stderr.splitlines()
+    assert lines[0].startswith(f"{broken}:2:11: supervisor.socket: "), r.stderr
+    assert "VIGIL_TEST_NOT_SET" in lines[0]
+    assert lines[1:] == [f"vigilctl: cannot tell which socket {broken} names: fix it, or "
+                         "name the socket with -s or $VIGIL_SOCKET"]
+    r = subprocess.run([VIGILCTL, "-c", str(two.dir / "none.yaml"), "stop", "all"],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 2
+    assert r.stderr.startswith(f"{two.dir}/none.yaml: cannot read: No such file")
+    assert two.status("web")["state"] == "running"

@@ -1,6 +1,7 @@
 // Unit tests of the defaults that depend on who runs vigild (root or not, the XDG
 // variables), of Diagnostic::str() and of JobSpec::same_definition.
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -8,6 +9,8 @@
 #include <string>
 
 #include "loader.h"
+#include "runtime_dir.h"
+#include "temp_dir.h"
 
 using namespace vigil::config;
 using namespace std::chrono_literals;
@@ -104,6 +107,87 @@ TEST_CASE("Environment::current reads the real process") {
   CHECK(env.getenv("VIGIL_CONFIG_TEST_VAR") == "value");
   ::unsetenv("VIGIL_CONFIG_TEST_VAR");
   CHECK(env.getenv("VIGIL_CONFIG_TEST_VAR") == std::nullopt);
+}
+
+TEST_CASE("the runtime directory: none for root, XDG_RUNTIME_DIR or /tmp/vigil-UID otherwise") {
+  CHECK_FALSE(runtime_dir(fake_env(0, {{"XDG_RUNTIME_DIR", "/run/user/0"}})).has_value());
+  CHECK(runtime_dir(fake_env(1000, {{"XDG_RUNTIME_DIR", "/run/user/1000/"}})) == "/run/user/1000");
+  CHECK(runtime_dir(fake_env(1000, {})) == "/tmp/vigil-1000");
+}
+
+TEST_CASE("check_private_dir: the user's own folder, writable by no one else, not a link") {
+  // Real folders with other owners: this needs root, as the integration tests do.
+  if (::geteuid() != 0) return;
+  vigil::test::TempDir d;
+  const uid_t me = 4000001;  // any uid: root can give folders to it
+  const std::string dir = d / "run";
+  // Missing: made with exactly the mode asked for, whatever the umask.
+  const mode_t old = ::umask(0077);
+  CHECK(check_private_dir(dir, 0, 0711) == "");
+  ::umask(old);
+  struct stat st {};
+  REQUIRE(::lstat(dir.c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0711);
+  // Missing and not to be made: nothing there to distrust.
+  CHECK(check_private_dir(d / "none", me) == "");
+  // Someone else's.
+  REQUIRE(::chown(dir.c_str(), 4000002, 0) == 0);
+  CHECK(check_private_dir(dir, me, 0700) ==
+        dir +
+            " is owned by uid 4000002, not by you (uid 4000001): another user may have "
+            "made it to take over the socket; remove it (as its owner or root), or set "
+            "XDG_RUNTIME_DIR to a directory of your own");
+  // The user's own, but writable by its group.
+  REQUIRE(::chown(dir.c_str(), me, 0) == 0);
+  REQUIRE(::chmod(dir.c_str(), 0770) == 0);
+  CHECK(check_private_dir(dir, me) == dir +
+                                          " may be written by other users (mode 0770), who "
+                                          "could replace the socket in it: run chmod go-w " +
+                                          dir + ", or remove it");
+  REQUIRE(::chmod(dir.c_str(), 0755) == 0);
+  CHECK(check_private_dir(dir, me) == "");  // readable by others is fine
+  // A link to the user's own folder is still not the folder.
+  const std::string link = d / "link";
+  REQUIRE(::symlink(dir.c_str(), link.c_str()) == 0);
+  CHECK(check_private_dir(link, me, 0700).rfind(link + " is a symbolic link (owned by uid 0", 0) ==
+        0);
+  CHECK(check_private_dir(link, me).rfind(link + " is a symbolic link", 0) == 0);
+  struct stat lst {};
+  REQUIRE(::lstat(link.c_str(), &lst) == 0);
+  CHECK(S_ISLNK(lst.st_mode));  // not replaced, not followed
+}
+
+TEST_CASE("prepare_runtime_dir: only for what lies in the runtime directory") {
+  if (::geteuid() != 0) return;
+  vigil::test::TempDir d;
+  const std::string run = d / "run";
+  Environment env = fake_env(4000001, {{"XDG_RUNTIME_DIR", run}});
+  SupervisorSpec spec = default_supervisor(env);
+  // Everything elsewhere: nothing is made.
+  spec.socket = d / "elsewhere/vigil.sock";
+  spec.pidfile = d / "elsewhere/vigild.pid";
+  spec.log = d / "elsewhere/vigild.log";
+  spec.log_dir = d / "elsewhere";
+  CHECK(prepare_runtime_dir(spec, env) == "");
+  CHECK(::access(run.c_str(), F_OK) != 0);
+  // The pidfile there: made 0700 (and then owned by whoever made it: root here).
+  spec.pidfile = run + "/vigild.pid";
+  CHECK(prepare_runtime_dir(spec, env).rfind(run + " is owned by uid 0", 0) == 0);
+  struct stat st {};
+  REQUIRE(::lstat(run.c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0700);
+  REQUIRE(::rmdir(run.c_str()) == 0);
+  // The socket there, for a group: members may pass through to it.
+  spec.socket = run + "/vigil.sock";
+  spec.socket_group = "adm";
+  CHECK(prepare_runtime_dir(spec, env).rfind(run + " is owned by uid 0", 0) == 0);
+  REQUIRE(::lstat(run.c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0711);
+  REQUIRE(::rmdir(run.c_str()) == 0);
+  // Root has no runtime directory: nothing is checked or made.
+  env.uid = 0;
+  CHECK(prepare_runtime_dir(spec, env) == "");
+  CHECK(::access(run.c_str(), F_OK) != 0);
 }
 
 TEST_CASE("Diagnostic::str renders file:line:col: message, without a position when none") {

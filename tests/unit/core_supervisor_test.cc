@@ -39,6 +39,37 @@ TEST_CASE("select: names, globs and all, in definition order without duplicates"
   CHECK(std::holds_alternative<core::SelectError>(r));
 }
 
+TEST_CASE("select_one: a name or a glob of one job; a glob of several is an error naming them") {
+  World w;
+  std::vector<config::JobSpec> specs = {job_spec("web"), job_spec("db")};
+  for (int i = 1; i <= 12; ++i) specs.push_back(job_spec("worker-" + std::to_string(i)));
+  w.load(specs);
+  auto one = [&](const std::string& name) {
+    auto r = w.sup.select_one(name);
+    REQUIRE(std::holds_alternative<core::Job*>(r));
+    return std::get<core::Job*>(r)->name();
+  };
+  auto error = [&](const std::string& name) {
+    auto r = w.sup.select_one(name);
+    REQUIRE(std::holds_alternative<core::SelectError>(r));
+    return std::get<core::SelectError>(r);
+  };
+  CHECK(one("web") == "web");
+  CHECK(one("d*") == "db");
+  CHECK(one("worker-1") == "worker-1");
+  CHECK(error("x*").message == "no job matches 'x*'");
+  CHECK_FALSE(error("x*").several);
+  CHECK(error("wbe").message == "no job named 'wbe' (did you mean 'web'?)");
+  CHECK(error("all").message.rfind("no job named 'all'", 0) == 0);  // not "every job"
+  const core::SelectError several = error("worker-1*");
+  CHECK(several.several);
+  CHECK(several.message ==
+        "'worker-1*' matches 4 jobs (worker-1, worker-10, worker-11, worker-12)");
+  CHECK(error("worker-*").message ==
+        "'worker-*' matches 12 jobs (worker-1, worker-2, worker-3, worker-4, worker-5, worker-6, "
+        "worker-7, worker-8, worker-9, worker-10 and 2 more)");
+}
+
 TEST_CASE("start waiter answers when the job runs, after start_seconds") {
   World w;
   auto s = job_spec("web");

@@ -55,7 +55,8 @@ TEST_CASE("args: signal by name and by number") {
   CHECK(wire({"signal", "HUP", "web", "db"}) ==
         "{\"id\":1,\"cmd\":\"signal\",\"args\":{\"names\":[\"web\",\"db\"],\"signal\":\"HUP\"}}\n");
   CHECK(ok({"signal", "9", "web"}).request.args["signal"] == 9);
-  CHECK(ok({"signal", "SIGRTMIN+1", "web"}).request.args["signal"] == "SIGRTMIN+1");
+  CHECK(ok({"signal", "sigterm", "web"}).request.args["signal"] == "sigterm");
+  CHECK(ok({"signal", "64", "web"}).request.args["signal"] == 64);
 }
 
 TEST_CASE("args: logs and its options") {
@@ -92,6 +93,9 @@ TEST_CASE("args: global options, before or after the command") {
 
   CHECK(ok({"-s/b.sock", "status"}).global.socket == "/b.sock");
   CHECK(ok({"--config", "c.yaml", "status"}).global.config == "c.yaml");
+  CHECK(ok({"--server-user", "vigil", "status"}).global.server_user == "vigil");
+  CHECK(ok({"status", "--server-user=998"}).global.server_user == "998");
+  CHECK_FALSE(ok({"status"}).global.server_user.has_value());
   CHECK_FALSE(ok({"status"}).global.json);
   CHECK_FALSE(ok({"status"}).global.socket.has_value());
 }
@@ -137,9 +141,18 @@ TEST_CASE("args: every kind of usage error") {
   CHECK(bad({"status", "--no-wait"}).message == "unknown option '--no-wait' for 'status'");
   CHECK(bad({"signal"}).message == "'signal' needs a signal and job names");
   CHECK(bad({"signal", "HUP"}).message == "'signal' needs job names after the signal");
+  // Signals are checked before anything is sent, with the names and numbers vigild knows.
   CHECK(bad({"signal", "%x", "web"}).message ==
-        "'%x' is not a signal (a name such as HUP or TERM, or a number)");
-  CHECK(bad({"signal", "0", "web"}).message == "'0' is not a signal number");
+        "\"%x\" is not a signal (expected a name such as TERM, INT or HUP, or a number from 1 "
+        "to 64)");
+  CHECK(bad({"signal", "0", "web"}).message == "\"0\" is not a signal number (expected 1 to 64)");
+  CHECK(bad({"signal", "99", "web"}).message == "\"99\" is not a signal number (expected 1 to 64)");
+  CHECK(bad({"signal", "4294967297", "web"}).message ==
+        "\"4294967297\" is not a signal number (expected 1 to 64)");
+  CHECK(bad({"signal", "TREM", "web"}).message ==
+        "\"TREM\" is not a signal (did you mean \"TERM\"?)");
+  CHECK(bad({"signal", "SIGRTMIN+1", "web"}).message.rfind("\"SIGRTMIN+1\" is not a signal", 0) ==
+        0);
   CHECK(bad({"logs"}).message == "'logs' needs a job name");
   CHECK(bad({"logs", "web", "db"}).message == "'logs' takes one job name");
   CHECK(bad({"logs", "-n", "x", "web"}).message ==
@@ -151,6 +164,8 @@ TEST_CASE("args: every kind of usage error") {
   CHECK(bad({"-s"}).message == "option '-s' needs a socket path");
   CHECK(bad({"--socket=", "status"}).message == "option '--socket' needs a socket path");
   CHECK(bad({"-c"}).message == "option '-c' needs a config file");
+  CHECK(bad({"status", "--server-user"}).message ==
+        "option '--server-user' needs a user name or uid");
   CHECK(bad({"--json=yes", "status"}).message == "option '--json' takes no value");
   CHECK(bad({"reload", "now"}).message == "'reload' takes no arguments");
   CHECK(bad({"events", "web"}).message == "'events' takes no arguments");

@@ -308,8 +308,28 @@ TEST_CASE("tail: the last lines, reaching into the rotated file when short") {
   t = vigil::tail_lines(p, 100, 1 << 20);  // more than there are: all of both
   CHECK(t.text == "a\nb\nc\nd\ne\nunfinished");
   CHECK(vigil::tail_lines(p, 0, 1 << 20).text.empty());
-  CHECK(vigil::tail_lines(d / "none.log", 10, 1 << 20).text.empty());  // not written yet
-  CHECK(vigil::tail_lines(d / "none.log", 10, 1 << 20).error.empty());
+  CHECK_FALSE(t.missing);
+}
+
+TEST_CASE("tail: a log not written yet is empty and missing; an unreadable one is an error") {
+  TempDir d;
+  auto t = vigil::tail_lines(d / "none.log", 10, 1 << 20);
+  CHECK(t.text.empty());
+  CHECK(t.error.empty());
+  CHECK(t.missing);
+  // Just rotated, nothing written since: the rotated file is the log, not missing.
+  std::ofstream(d / "moved.log.1") << "old\n";
+  t = vigil::tail_lines(d / "moved.log", 10, 1 << 20);
+  CHECK(t.text == "old\n");
+  CHECK_FALSE(t.missing);
+  // Exists and is empty: not missing.
+  std::ofstream(d / "empty.log").flush();
+  CHECK_FALSE(vigil::tail_lines(d / "empty.log", 10, 1 << 20).missing);
+  // A path that cannot be opened (even by root: a file in place of its folder).
+  std::ofstream(d / "file") << "x";
+  t = vigil::tail_lines(d / "file/j.log", 10, 1 << 20);
+  CHECK(t.error == "cannot read " + (d / "file/j.log") + ": Not a directory");
+  CHECK_FALSE(t.missing);
 }
 
 TEST_CASE("tail: at most max_bytes, from a line start, across many blocks") {

@@ -3,6 +3,8 @@
 // parse_message on the client side, and the command table.
 #include <doctest/doctest.h>
 
+#include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
 #include <variant>
@@ -160,15 +162,55 @@ TEST_CASE("parse_request: argument values of the wrong type") {
         "0 is an empty string");
   CHECK(msg(R"({"cmd":"restart","args":{"names":["web"],"no_wait":1}})") ==
         "argument 'no_wait' of 'restart' must be true or false, not a number");
+  CHECK(msg(R"({"cmd":"signal","args":{"signal":true,"names":["web"]}})") ==
+        "argument 'signal' of 'signal' must be a signal name (\"HUP\") or a number from 1 to "
+        "64, not a boolean");
   CHECK(msg(R"({"cmd":"signal","args":{"signal":0,"names":["web"]}})") ==
-        "argument 'signal' of 'signal' must be a signal name (\"HUP\") or number (1), not a "
-        "number");
+        "argument 'signal' of 'signal' must be a signal name (\"HUP\") or a number from 1 to "
+        "64, not 0");
   CHECK(msg(R"({"cmd":"logs","args":{"name":"web","lines":-1}})") ==
-        "argument 'lines' of 'logs' must be an integer >= 0, not a number");
+        "argument 'lines' of 'logs' must be an integer >= 0, not -1");
   CHECK(msg(R"({"cmd":"logs","args":{"name":"web","stream":"both"}})") ==
         "argument 'stream' of 'logs' must be \"stdout\" or \"stderr\", not \"both\"");
   CHECK(msg(R"({"cmd":"logs","args":{"name":"web","follow":"yes"}})") ==
         "argument 'follow' of 'logs' must be true or false, not a string");
+}
+
+TEST_CASE("parse_request: a number out of range is refused, never cut to fit") {
+  auto msg = [](std::string_view line) { return failure(line).error.message; };
+  // 2^32 + 1 would be 1 (SIGHUP) as an int.
+  CHECK(msg(R"({"cmd":"signal","args":{"names":["x"],"signal":4294967297}})") ==
+        "argument 'signal' of 'signal' must be a signal name (\"HUP\") or a number from 1 to "
+        "64, not 4294967297");
+  CHECK(msg(R"({"cmd":"signal","args":{"names":["x"],"signal":65}})") ==
+        "argument 'signal' of 'signal' must be a signal name (\"HUP\") or a number from 1 to "
+        "64, not 65");
+  CHECK(msg(R"({"cmd":"signal","args":{"names":["x"],"signal":-4294967295}})") ==
+        "argument 'signal' of 'signal' must be a signal name (\"HUP\") or a number from 1 to "
+        "64, not -4294967295");
+  CHECK(msg(R"({"cmd":"signal","args":{"names":["x"],"signal":1.0}})") ==
+        "argument 'signal' of 'signal' must be a signal name (\"HUP\") or a number from 1 to "
+        "64, not 1.0");
+  CHECK(ok_request(R"({"cmd":"signal","args":{"names":["x"],"signal":64}})").args["signal"] == 64);
+  // Above 2^63 - 1 a count no longer fits the daemon's signed 64-bit reading of it.
+  CHECK(msg(R"({"cmd":"logs","args":{"name":"web","lines":18446744073709551615}})") ==
+        "argument 'lines' of 'logs' must be an integer >= 0, not 18446744073709551615");
+  CHECK(msg(R"({"cmd":"logs","args":{"name":"web","lines":2.5}})") ==
+        "argument 'lines' of 'logs' must be an integer >= 0, not 2.5");
+  CHECK(ok_request(R"({"cmd":"logs","args":{"name":"web","lines":9223372036854775807}})")
+            .args["lines"] == INT64_MAX);
+}
+
+TEST_CASE("to_integer: the value when the type holds it, else nothing") {
+  CHECK(to_integer<int>(json::parse("4294967297")) == std::nullopt);
+  CHECK(to_integer<int>(json::parse("2147483647")) == 2147483647);
+  CHECK(to_integer<int>(json::parse("-2147483648")) == -2147483647 - 1);
+  CHECK(to_integer<int>(json::parse("-2147483649")) == std::nullopt);
+  CHECK(to_integer<std::uint64_t>(json::parse("-1")) == std::nullopt);
+  CHECK(to_integer<std::uint64_t>(json::parse("18446744073709551615")) == UINT64_MAX);
+  CHECK(to_integer<std::int64_t>(json::parse("18446744073709551615")) == std::nullopt);
+  CHECK(to_integer<int>(json::parse("3.0")) == std::nullopt);
+  CHECK(to_integer<int>(json::parse("\"3\"")) == std::nullopt);
 }
 
 TEST_CASE("parse_request: missing and unknown arguments") {
