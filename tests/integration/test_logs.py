@@ -472,12 +472,33 @@ def pipe_size(pid, fd):
 def test_a_job_pipe_grows_to_1_mib_only_once_the_job_fills_the_default_one(vigil):
     # The default pipe (64 KiB) for every job; 1 MiB, for fewer wakeups, for a job whose
     # output filled it. A thousand quiet jobs should not each cost a 1 MiB ring.
+    go = vigil.dir / "go"
     vigil.write_config({
         "quiet": {"command": ["/bin/sh", "-c", "echo hello; exec sleep 3600"]},
         "loud": {"command": ["/bin/sh", "-c",
+                             f"while [ ! -e {go} ]; do sleep 0.01; done; "
                              "head -c 5000000 /dev/zero; echo; echo done; exec sleep 3600"]},
     })
     vigil.start()
+    loud_pid = vigil.wait_state("loud", "running")["pid"]
+    # The default pipe is seen full for certain: vigild is held still while loud fills
+    # it (a vigild that keeps up with the writer would never find it so).
+    import fcntl
+    import termios
+    os.kill(vigil.pid(), signal.SIGSTOP)
+    try:
+        go.touch()
+        probe = os.open(f"/proc/{loud_pid}/fd/1", os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            def queued():
+                buf = bytearray(4)
+                fcntl.ioctl(probe, termios.FIONREAD, buf)
+                return int.from_bytes(buf, "little")
+            wait_until(lambda: queued() >= 64 * 1024, what="loud's pipe to be full")
+        finally:
+            os.close(probe)
+    finally:
+        os.kill(vigil.pid(), signal.SIGCONT)
     out = pathlib.Path(vigil.log_dir)
     wait_until(lambda: (out / "loud.out.log").exists()
                and (out / "loud.out.log").stat().st_size == 5000006, timeout=30,
