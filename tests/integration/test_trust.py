@@ -23,6 +23,29 @@ pytestmark = pytest.mark.skipif(
     reason="needs root, setpriv and useradd to act as other users")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def reachable_binaries():
+    """The programs under test, where the throwaway users can run them: a build tree
+    inside a private folder (a CI clone in a 0700 temp dir) is out of their reach, so
+    vigild (with the guard beside it, where it looks for it) and vigilctl are copied to
+    a folder anyone may enter."""
+    global VIGILD, VIGILCTL
+    built = (VIGILD, VIGILCTL)
+    folder = tempfile.mkdtemp(prefix="vigil-trust-bin-")
+    os.chmod(folder, 0o755)
+    guard = os.path.join(os.path.dirname(VIGILD), "vigild-guard")
+    for program in (VIGILD, guard, VIGILCTL):
+        shutil.copy2(program, folder)
+        os.chmod(os.path.join(folder, os.path.basename(program)), 0o755)
+    VIGILD = os.path.join(folder, "vigild")
+    VIGILCTL = os.path.join(folder, "vigilctl")
+    try:
+        yield
+    finally:
+        VIGILD, VIGILCTL = built
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def make_user(tag):
     """A throwaway user (no home, primary group nogroup); returns its pwd entry."""
     name = f"vt{os.getpid() % 100000}{tag}"
